@@ -1,0 +1,2 @@
+EXTENSION = pghistory
+DATA = $(wildcard extension/pghistory--*.sql)
