@@ -1,8 +1,1220 @@
 \echo Use "CREATE EXTENSION pghistory" to load this file. \quit
--- placeholder while the extension is written
+--
+-- pghistory 1.0: row history for PostgreSQL tables.
+--
+-- pghistory.track() declares which changes of a table are recorded; it creates an event table
+-- (an ordinary table beside the tracked one) and generated triggers that copy rows into it.
+-- Everything runs in the server, so every writer is recorded, whatever client it uses.
+--
+-- Sections: types; registry tables; context; internal helpers; trackers and conditions;
+-- track / untrack; manual events; views; grants.
+--
+-- Conventions: every function pins search_path and qualifies our objects with @extschema@;
+-- dynamic SQL uses format() with %I / %L / regclass; internal helpers start with "_";
+-- parameters are p_*, locals v_*.
+
+
+--------------------------------------------------------------------------------------------------
+-- Types
+--------------------------------------------------------------------------------------------------
+
+-- What one tracker records: built by insert_event(), update_event() and friends, passed to track().
+CREATE TYPE @extschema@.tracker AS (
+    label     text,   -- pgh_label of its events, unique per tracked table
+    operation text,   -- insert, update, delete, insert_or_update, manual
+    snapshot  text,   -- old or new: which row image is stored
+    timing    text,   -- after or before (NULL for manual)
+    condition text    -- SQL boolean over OLD/NEW (a trigger WHEN clause), NULL for always
+);
+COMMENT ON TYPE @extschema@.tracker IS
+    'A pghistory tracker: what to record (label, operation, snapshot, timing, condition); build it with insert_event(), update_event(), ...';
+
+
+--------------------------------------------------------------------------------------------------
+-- Registry
+--------------------------------------------------------------------------------------------------
+
+-- One row per event table. Kept after untrack() so that tracking again appends to the same history.
+CREATE TABLE @extschema@._event_table (
+    event_table      regclass PRIMARY KEY,
+    target           regclass NOT NULL,
+    columns          name[] NOT NULL,          -- tracked columns of target, in table order
+    fields           name[],                   -- the fields => list as given (NULL: all columns)
+    exclude          name[],                   -- the exclude => list as given
+    obj_field        name,                     -- object reference column, NULL for none
+    obj_key          name,                     -- the primary key column of target it copies
+    context_mode     text NOT NULL CHECK (context_mode IN ('id', 'json', 'none')),
+    context_field    name,
+    append_only      boolean NOT NULL,
+    level            text NOT NULL CHECK (level IN ('auto', 'row', 'statement')),
+    trigger_function regprocedure,             -- NULL while untracked
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE INDEX ON @extschema@._event_table (target);
+
+-- One row per tracker of an event table.
+CREATE TABLE @extschema@._tracker (
+    target       regclass NOT NULL,
+    label        text NOT NULL,
+    event_table  regclass NOT NULL REFERENCES @extschema@._event_table ON DELETE CASCADE,
+    operation    text NOT NULL,
+    snapshot     text NOT NULL,
+    timing       text,
+    condition    text,                         -- as given (helper tokens unexpanded)
+    trigger_when text,                         -- the expanded WHEN clause, NULL for always
+    trigger_name name,                         -- NULL for manual trackers
+    PRIMARY KEY (target, label)
+);
+CREATE INDEX ON @extschema@._tracker (event_table);
+
+-- Table owners write their own registry rows through track(); nobody may touch other owners' rows.
+ALTER TABLE @extschema@._event_table ENABLE ROW LEVEL SECURITY;
+ALTER TABLE @extschema@._tracker ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON @extschema@._event_table FOR SELECT USING (true);
+CREATE POLICY owner_insert ON @extschema@._event_table FOR INSERT
+    WITH CHECK (EXISTS (SELECT FROM pg_catalog.pg_class c
+                        WHERE c.oid = target AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')));
+CREATE POLICY owner_update ON @extschema@._event_table FOR UPDATE
+    USING (EXISTS (SELECT FROM pg_catalog.pg_class c
+                   WHERE c.oid = target AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')));
+CREATE POLICY owner_delete ON @extschema@._event_table FOR DELETE
+    USING (EXISTS (SELECT FROM pg_catalog.pg_class c
+                   WHERE c.oid = target AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')));
+CREATE POLICY read_all ON @extschema@._tracker FOR SELECT USING (true);
+CREATE POLICY owner_insert ON @extschema@._tracker FOR INSERT
+    WITH CHECK (EXISTS (SELECT FROM pg_catalog.pg_class c
+                        WHERE c.oid = target AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')));
+CREATE POLICY owner_update ON @extschema@._tracker FOR UPDATE
+    USING (EXISTS (SELECT FROM pg_catalog.pg_class c
+                   WHERE c.oid = target AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')));
+CREATE POLICY owner_delete ON @extschema@._tracker FOR DELETE
+    USING (EXISTS (SELECT FROM pg_catalog.pg_class c
+                   WHERE c.oid = target AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')));
+
+
+--------------------------------------------------------------------------------------------------
+-- Context: who and why, attached to events
+--------------------------------------------------------------------------------------------------
+
+CREATE TABLE @extschema@.context (
+    id          uuid PRIMARY KEY,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    updated_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    metadata    jsonb NOT NULL DEFAULT '{}',
+    set_by      name NOT NULL DEFAULT session_user,       -- the role that set it
+    backend_pid integer NOT NULL DEFAULT pg_catalog.pg_backend_pid()
+);
+COMMENT ON TABLE @extschema@.context IS
+    'pghistory contexts: metadata (who, why) shared by the events of one transaction; written only by set_context() and tracked writes';
+
+-- Registry and contexts belong in a dump (the guard lets the same script run outside CREATE EXTENSION).
+DO $do$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'pghistory') THEN
+        PERFORM pg_catalog.pg_extension_config_dump('@extschema@._event_table', '');
+        PERFORM pg_catalog.pg_extension_config_dump('@extschema@._tracker', '');
+        PERFORM pg_catalog.pg_extension_config_dump('@extschema@.context', '');
+    END IF;
+END
+$do$;
+
+
+CREATE FUNCTION @extschema@.current_context_id()
+    RETURNS uuid
+    LANGUAGE plpgsql
+    VOLATILE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- The id of this transaction's context, or NULL. The context lives in two transaction-local settings,
+-- pghistory.context_id and pghistory.context_metadata (the protocol django-pghistory's client speaks);
+-- its row in pghistory.context is written here, once per change of the settings, and only by the
+-- session that created it.
+DECLARE
+    v_raw_id       text := current_setting('pghistory.context_id', true);
+    v_raw_metadata text := current_setting('pghistory.context_metadata', true);
+    v_id           uuid;
+    v_metadata     jsonb;
+BEGIN
+    IF v_raw_id IS NULL OR v_raw_id = '' THEN
+        RETURN NULL;
+    END IF;
+    -- Fast path: the row already holds these settings (the marker is transaction-local too).
+    IF current_setting('pghistory.context_synced', true) = v_raw_id || ' ' || coalesce(v_raw_metadata, '') THEN
+        RETURN v_raw_id::uuid;
+    END IF;
+
+    BEGIN
+        v_id := v_raw_id::uuid;
+    EXCEPTION WHEN invalid_text_representation THEN
+        RAISE EXCEPTION 'pghistory: setting pghistory.context_id is not a uuid: "%"', v_raw_id
+            USING ERRCODE = 'invalid_text_representation',
+                  HINT = 'Set it to a uuid (SET LOCAL pghistory.context_id = ''...''), or call pghistory.set_context(metadata).';
+    END;
+    BEGIN
+        v_metadata := coalesce(nullif(v_raw_metadata, ''), '{}')::jsonb;
+    EXCEPTION WHEN invalid_text_representation THEN
+        RAISE EXCEPTION 'pghistory: setting pghistory.context_metadata is not valid JSON: "%"', v_raw_metadata
+            USING ERRCODE = 'invalid_text_representation',
+                  HINT = 'Set it to a JSON object, or call pghistory.set_context(metadata).';
+    END;
+    IF jsonb_typeof(v_metadata) <> 'object' THEN
+        RAISE EXCEPTION 'pghistory: setting pghistory.context_metadata is not a JSON object: %', v_metadata
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Context metadata is a JSON object such as {"user": 42}.';
+    END IF;
+
+    -- Reusing an id is allowed only from the session that created it (django-pghistory keeps one id
+    -- across the transactions of a context block); any other session is refused, never merged.
+    INSERT INTO @extschema@.context AS c (id, metadata)
+    VALUES (v_id, v_metadata)
+    ON CONFLICT (id) DO UPDATE
+        SET metadata = excluded.metadata, updated_at = now()
+        WHERE c.set_by = excluded.set_by AND c.backend_pid = excluded.backend_pid;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pghistory: context "%" belongs to another session', v_id
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'Use a new id per context: pghistory.set_context(metadata) creates one.';
+    END IF;
+
+    PERFORM set_config('pghistory.context_synced', v_raw_id || ' ' || coalesce(v_raw_metadata, ''), true);
+    RETURN v_id;
+END
+$function$;
+COMMENT ON FUNCTION @extschema@.current_context_id() IS
+    'The id of the context active in this transaction (NULL if none), recording it in pghistory.context';
+
+
+CREATE FUNCTION @extschema@.current_context()
+    RETURNS jsonb
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- The metadata of this transaction's context, as it is now (what context_mode => 'json' stores).
+BEGIN
+    IF @extschema@.current_context_id() IS NULL THEN
+        RETURN NULL;
+    END IF;
+    RETURN coalesce(nullif(current_setting('pghistory.context_metadata', true), ''), '{}')::jsonb;
+END
+$function$;
+COMMENT ON FUNCTION @extschema@.current_context() IS
+    'The metadata of the context active in this transaction (NULL if none)';
+
+
+CREATE FUNCTION @extschema@.set_context(metadata jsonb)
+    RETURNS uuid
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Merge metadata into this transaction's context, starting one if none is active.
+DECLARE
+    v_id uuid;
+BEGIN
+    IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
+        RAISE EXCEPTION 'pghistory: context metadata must be a JSON object, not %', coalesce(metadata::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass an object, e.g. pghistory.set_context(''{"user": 42}'').';
+    END IF;
+    v_id := @extschema@.current_context_id();   -- validates settings a client may have set
+    IF v_id IS NULL THEN
+        PERFORM set_config('pghistory.context_id', gen_random_uuid()::text, true);
+        PERFORM set_config('pghistory.context_metadata', metadata::text, true);
+    ELSE
+        PERFORM set_config('pghistory.context_metadata', (@extschema@.current_context() || metadata)::text, true);
+    END IF;
+    RETURN @extschema@.current_context_id();
+END
+$function$;
+COMMENT ON FUNCTION @extschema@.set_context(jsonb) IS
+    'Merge metadata (a JSON object) into the context of this transaction, starting one if needed; returns its id';
+
+
+CREATE FUNCTION @extschema@.clear_context()
+    RETURNS void
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- End the active context before the transaction does; later events carry none.
+BEGIN
+    PERFORM set_config('pghistory.context_id', '', true);
+    PERFORM set_config('pghistory.context_metadata', '', true);
+    PERFORM set_config('pghistory.context_synced', '', true);
+END
+$function$;
+COMMENT ON FUNCTION @extschema@.clear_context() IS
+    'End the context of this transaction: events written afterwards carry no context';
+
+
+--------------------------------------------------------------------------------------------------
+-- Internal helpers
+--------------------------------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@._choose_name(p_base text, p_suffix text)
+    RETURNS name
+    LANGUAGE plpgsql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- PostgreSQL truncates names to 63 bytes silently, so two long table names could map to one event
+-- table. Long names keep a readable prefix plus a hash of the whole name instead.
+DECLARE
+    v_full text := p_base || p_suffix;
+    v_hash text := '_' || left(md5(p_base || p_suffix), 8);
+    v_base text := p_base;
+BEGIN
+    IF octet_length(v_full) <= 63 THEN
+        RETURN v_full;
+    END IF;
+    WHILE octet_length(v_base || v_hash || p_suffix) > 63 LOOP
+        v_base := left(v_base, -1);   -- whole characters, so multibyte names stay valid
+    END LOOP;
+    RETURN v_base || v_hash || p_suffix;
+END
+$function$;
+
+
+CREATE FUNCTION @extschema@._columns(p_target regclass)
+    RETURNS TABLE (attname name, attnum smallint, type_sql text, atttypid oid)
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+    -- The live columns of a table, in table order, with their full types.
+    SELECT a.attname, a.attnum, format_type(a.atttypid, a.atttypmod), a.atttypid
+    FROM pg_attribute a
+    WHERE a.attrelid = p_target AND a.attnum > 0 AND NOT a.attisdropped
+    ORDER BY a.attnum
+$function$;
+
+
+CREATE FUNCTION @extschema@._check_columns(p_target regclass, p_names text[], p_option text)
+    RETURNS void
+    LANGUAGE plpgsql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Every name must be a column of the table: a typo must not silently track nothing.
+DECLARE
+    v_missing text;
+BEGIN
+    SELECT n INTO v_missing
+    FROM unnest(p_names) AS n
+    WHERE n IS NULL OR n NOT IN (SELECT c.attname FROM @extschema@._columns(p_target) c)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'pghistory: column "%" of % does not exist (in %)', v_missing, p_target, p_option
+            USING ERRCODE = 'undefined_column',
+                  HINT = format('Columns of %s: %s.', p_target,
+                                (SELECT string_agg(quote_ident(c.attname), ', ') FROM @extschema@._columns(p_target) c));
+    END IF;
+END
+$function$;
+
+
+CREATE FUNCTION @extschema@._has_equality(p_type oid)
+    RETURNS boolean
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+    -- Whether IS DISTINCT FROM works on the type (json, xml, point... have no equality operator).
+    SELECT CASE
+        WHEN t.typtype = 'd' THEN @extschema@._has_equality(t.typbasetype)
+        WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN @extschema@._has_equality(t.typelem)
+        WHEN t.typtype IN ('e', 'r', 'm') THEN true
+        WHEN t.typtype = 'c' THEN false
+        ELSE EXISTS (SELECT FROM pg_opclass o JOIN pg_am a ON a.oid = o.opcmethod
+                     WHERE a.amname = 'btree' AND o.opcdefault AND o.opcintype = t.oid)
+    END
+    FROM pg_type t WHERE t.oid = p_type
+$function$;
+
+
+CREATE FUNCTION @extschema@._auto_columns(p_target regclass)
+    RETURNS name[]
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+    -- Columns whose value the server sets itself, left out by exclude_auto: date/timestamp columns
+    -- with a default that reads the clock, or named in the code of another BEFORE UPDATE trigger.
+    SELECT coalesce(array_agg(a.attname ORDER BY a.attnum), '{}')
+    FROM pg_attribute a
+    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE a.attrelid = p_target AND a.attnum > 0 AND NOT a.attisdropped
+      AND a.atttypid IN ('date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype)
+      AND (pg_get_expr(d.adbin, d.adrelid) ~* '(now|clock_timestamp|statement_timestamp|transaction_timestamp)\(|current_timestamp|current_date|localtimestamp'
+           OR EXISTS (SELECT FROM pg_trigger tg JOIN pg_proc p ON p.oid = tg.tgfoid
+                      WHERE tg.tgrelid = p_target AND NOT tg.tgisinternal
+                        AND tg.tgname !~ '^pghistory_'
+                        AND tg.tgtype & 1 = 1        -- row level
+                        AND tg.tgtype & 2 = 2        -- before
+                        AND tg.tgtype & 16 = 16      -- update
+                        AND strpos(lower(p.prosrc), lower(a.attname)) > 0))
+$function$;
+
+
+CREATE FUNCTION @extschema@._condition_token(p_kind text, p_fields text[], p_exclude text[], p_exclude_auto boolean)
+    RETURNS text
+    LANGUAGE sql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+    -- any_change() and friends cannot know the table they will be used on, so they return a
+    -- placeholder (a SQL comment, so it composes with other text) that track() expands.
+    SELECT format('/*pghistory:%s %s*/', p_kind,
+                  jsonb_build_object('fields', coalesce(p_fields, '{}'),
+                                     'exclude', coalesce(p_exclude, '{}'),
+                                     'exclude_auto', coalesce(p_exclude_auto, false)))
+$function$;
+
+
+CREATE FUNCTION @extschema@._expand_condition(p_target regclass, p_condition text, p_tracked name[])
+    RETURNS text
+    LANGUAGE plpgsql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Replace each any_change()/all_change()/... placeholder with the comparisons it stands for.
+DECLARE
+    v_sql     text := p_condition;
+    v_match   text[];   -- whole placeholder, kind, JSON spec
+    v_spec    jsonb;
+    v_fields  text[];
+    v_exclude text[];
+    v_parts   text[];
+BEGIN
+    LOOP
+        v_match := regexp_match(v_sql, '(/\*pghistory:(\w+) (\{.*?\})\*/)');
+        EXIT WHEN v_match IS NULL;
+        v_spec := v_match[3]::jsonb;
+        v_fields := ARRAY(SELECT jsonb_array_elements_text(v_spec->'fields'));
+        v_exclude := ARRAY(SELECT jsonb_array_elements_text(v_spec->'exclude'));
+        PERFORM @extschema@._check_columns(p_target, v_fields, v_match[2] || '()');
+        PERFORM @extschema@._check_columns(p_target, v_exclude, v_match[2] || '(exclude)');
+        IF cardinality(v_fields) = 0 THEN
+            v_fields := p_tracked;
+        END IF;
+
+        SELECT array_agg(format(CASE WHEN @extschema@._has_equality(c.atttypid)
+                                     THEN 'OLD.%1$I %2$s NEW.%1$I'
+                                     ELSE 'OLD.%1$I::text %2$s NEW.%1$I::text' END,
+                                c.attname,
+                                CASE WHEN v_match[2] IN ('any_change', 'all_change')
+                                     THEN 'IS DISTINCT FROM' ELSE 'IS NOT DISTINCT FROM' END)
+                         ORDER BY c.attnum)
+        INTO v_parts
+        FROM @extschema@._columns(p_target) c
+        WHERE c.attname = ANY (v_fields)
+          AND c.attname <> ALL (v_exclude)
+          AND NOT (coalesce((v_spec->>'exclude_auto')::boolean, false)
+                   AND c.attname = ANY (@extschema@._auto_columns(p_target)));
+        IF v_parts IS NULL THEN
+            RAISE EXCEPTION 'pghistory: %() has no column left to compare on %', v_match[2], p_target
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Name at least one column that is not excluded.';
+        END IF;
+
+        v_sql := overlay(v_sql PLACING
+                         '(' || array_to_string(v_parts, CASE WHEN v_match[2] IN ('any_change', 'any_dont_change')
+                                                              THEN ' OR ' ELSE ' AND ' END) || ')'
+                         FROM strpos(v_sql, v_match[1]) FOR length(v_match[1]));
+    END LOOP;
+    RETURN v_sql;
+END
+$function$;
+
+
+--------------------------------------------------------------------------------------------------
+-- Trackers and conditions
+--------------------------------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@._tracker(p_label text, p_operation text, p_snapshot text, p_timing text, p_condition text)
+    RETURNS @extschema@.tracker
+    LANGUAGE plpgsql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- The one place where a tracker is checked: every constructor and track() go through it.
+DECLARE
+    v_operation text := lower(p_operation);
+    v_snapshot  text := lower(coalesce(p_snapshot, CASE WHEN lower(p_operation) = 'delete' THEN 'old' ELSE 'new' END));
+    v_timing    text := lower(p_timing);
+BEGIN
+    IF p_label IS NULL OR p_label = '' THEN
+        RAISE EXCEPTION 'pghistory: a tracker needs a label'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass label => ''...''; it is stored in pgh_label of every event.';
+    END IF;
+    IF v_operation IS NULL OR v_operation NOT IN ('insert', 'update', 'delete', 'insert_or_update', 'manual') THEN
+        RAISE EXCEPTION 'pghistory: unknown operation "%" for tracker "%"', p_operation, p_label
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use insert, update, delete or insert_or_update.';
+    END IF;
+    IF v_snapshot NOT IN ('old', 'new') THEN
+        RAISE EXCEPTION 'pghistory: unknown snapshot "%" for tracker "%"', p_snapshot, p_label
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use snapshot => ''old'' (the row before the change) or ''new'' (after).';
+    END IF;
+    IF v_snapshot = 'old' AND v_operation IN ('insert', 'insert_or_update', 'manual') THEN
+        RAISE EXCEPTION 'pghistory: tracker "%" cannot store the old row of an insert', p_label
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'An inserted row has no old version: use snapshot => ''new''.';
+    END IF;
+    IF v_snapshot = 'new' AND v_operation = 'delete' THEN
+        RAISE EXCEPTION 'pghistory: tracker "%" cannot store the new row of a delete', p_label
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'A deleted row has no new version: use snapshot => ''old''.';
+    END IF;
+    IF v_operation = 'manual' THEN
+        IF p_condition IS NOT NULL THEN
+            RAISE EXCEPTION 'pghistory: manual tracker "%" cannot have a condition', p_label
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Manual events are written only by pghistory.create_event().';
+        END IF;
+        v_timing := NULL;
+    ELSIF v_timing IS NULL OR v_timing NOT IN ('after', 'before') THEN
+        RAISE EXCEPTION 'pghistory: unknown timing "%" for tracker "%"', p_timing, p_label
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use timing => ''after'' or ''before''.';
+    END IF;
+    RETURN ROW(p_label, v_operation, v_snapshot, v_timing, p_condition)::@extschema@.tracker;
+END
+$function$;
+
+CREATE FUNCTION @extschema@.insert_event(label text DEFAULT 'insert', condition text DEFAULT NULL)
+    RETURNS @extschema@.tracker
+    LANGUAGE sql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._tracker(label, 'insert', 'new', 'after', condition);
+COMMENT ON FUNCTION @extschema@.insert_event(text, text) IS
+    'Tracker: after each insert, store the new row (default label insert)';
+
+CREATE FUNCTION @extschema@.update_event(label text DEFAULT 'update', snapshot text DEFAULT 'new', condition text DEFAULT NULL)
+    RETURNS @extschema@.tracker
+    LANGUAGE sql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._tracker(label, 'update', snapshot, 'after', condition);
+COMMENT ON FUNCTION @extschema@.update_event(text, text, text) IS
+    'Tracker: after each update that changes a tracked column (or meets condition), store the new (or old) row';
+
+CREATE FUNCTION @extschema@.delete_event(label text DEFAULT 'delete', condition text DEFAULT NULL)
+    RETURNS @extschema@.tracker
+    LANGUAGE sql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._tracker(label, 'delete', 'old', 'after', condition);
+COMMENT ON FUNCTION @extschema@.delete_event(text, text) IS
+    'Tracker: after each delete, store the old row (default label delete)';
+
+CREATE FUNCTION @extschema@.manual_event(label text)
+    RETURNS @extschema@.tracker
+    LANGUAGE sql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._tracker(label, 'manual', 'new', NULL, NULL);
+COMMENT ON FUNCTION @extschema@.manual_event(text) IS
+    'Tracker with no trigger: its events are written by pghistory.create_event()';
+
+CREATE FUNCTION @extschema@.row_event(label text, operation text, snapshot text DEFAULT NULL,
+                                      condition text DEFAULT NULL, timing text DEFAULT 'after')
+    RETURNS @extschema@.tracker
+    LANGUAGE sql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._tracker(label, operation, snapshot, timing, condition);
+COMMENT ON FUNCTION @extschema@.row_event(text, text, text, text, text) IS
+    'Tracker for any row operation (insert, update, delete, insert_or_update), before or after it';
+
+CREATE FUNCTION @extschema@.after_insert(label text, condition text DEFAULT NULL)
+    RETURNS @extschema@.tracker LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._tracker(label, 'insert', 'new', 'after', condition);
+CREATE FUNCTION @extschema@.after_update(label text, condition text DEFAULT NULL)
+    RETURNS @extschema@.tracker LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._tracker(label, 'update', 'new', 'after', condition);
+CREATE FUNCTION @extschema@.after_delete(label text, condition text DEFAULT NULL)
+    RETURNS @extschema@.tracker LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._tracker(label, 'delete', 'old', 'after', condition);
+CREATE FUNCTION @extschema@.before_update(label text, condition text DEFAULT NULL)
+    RETURNS @extschema@.tracker LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._tracker(label, 'update', 'new', 'before', condition);
+CREATE FUNCTION @extschema@.before_delete(label text, condition text DEFAULT NULL)
+    RETURNS @extschema@.tracker LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._tracker(label, 'delete', 'old', 'before', condition);
+CREATE FUNCTION @extschema@.after_insert_or_update(label text, condition text DEFAULT NULL)
+    RETURNS @extschema@.tracker LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._tracker(label, 'insert_or_update', 'new', 'after', condition);
+COMMENT ON FUNCTION @extschema@.after_insert(text, text) IS 'Tracker: after insert, store the new row under label';
+COMMENT ON FUNCTION @extschema@.after_update(text, text) IS 'Tracker: after update, store the new row under label';
+COMMENT ON FUNCTION @extschema@.after_delete(text, text) IS 'Tracker: after delete, store the old row under label';
+COMMENT ON FUNCTION @extschema@.before_update(text, text) IS 'Tracker: before update, store the new row under label';
+COMMENT ON FUNCTION @extschema@.before_delete(text, text) IS 'Tracker: before delete, store the old row under label';
+COMMENT ON FUNCTION @extschema@.after_insert_or_update(text, text) IS
+    'Tracker: after insert or update, store the new row under label';
+
+
+-- Condition helpers: any_change('a', 'b') or any_change(fields => ..., exclude => ..., exclude_auto => ...).
+-- With no fields they compare every tracked column; the comparison is built by track().
+CREATE FUNCTION @extschema@.any_change(VARIADIC fields text[])
+    RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._condition_token('any_change', fields, NULL, false);
+CREATE FUNCTION @extschema@.any_change(fields text[] DEFAULT NULL, exclude text[] DEFAULT NULL, exclude_auto boolean DEFAULT false)
+    RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._condition_token('any_change', fields, exclude, exclude_auto);
+CREATE FUNCTION @extschema@.all_change(VARIADIC fields text[])
+    RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._condition_token('all_change', fields, NULL, false);
+CREATE FUNCTION @extschema@.all_change(fields text[] DEFAULT NULL, exclude text[] DEFAULT NULL, exclude_auto boolean DEFAULT false)
+    RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._condition_token('all_change', fields, exclude, exclude_auto);
+CREATE FUNCTION @extschema@.any_dont_change(VARIADIC fields text[])
+    RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._condition_token('any_dont_change', fields, NULL, false);
+CREATE FUNCTION @extschema@.any_dont_change(fields text[] DEFAULT NULL, exclude text[] DEFAULT NULL, exclude_auto boolean DEFAULT false)
+    RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._condition_token('any_dont_change', fields, exclude, exclude_auto);
+CREATE FUNCTION @extschema@.all_dont_change(VARIADIC fields text[])
+    RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._condition_token('all_dont_change', fields, NULL, false);
+CREATE FUNCTION @extschema@.all_dont_change(fields text[] DEFAULT NULL, exclude text[] DEFAULT NULL, exclude_auto boolean DEFAULT false)
+    RETURNS text LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._condition_token('all_dont_change', fields, exclude, exclude_auto);
+COMMENT ON FUNCTION @extschema@.any_change(text[]) IS 'Condition: any of these columns changed';
+COMMENT ON FUNCTION @extschema@.any_change(text[], text[], boolean) IS
+    'Condition: any of these columns (default: the tracked ones, minus exclude, minus auto-set timestamps) changed';
+COMMENT ON FUNCTION @extschema@.all_change(text[]) IS 'Condition: all of these columns changed';
+COMMENT ON FUNCTION @extschema@.all_change(text[], text[], boolean) IS
+    'Condition: all of these columns (default: the tracked ones, minus exclude, minus auto-set timestamps) changed';
+COMMENT ON FUNCTION @extschema@.any_dont_change(text[]) IS 'Condition: at least one of these columns did not change';
+COMMENT ON FUNCTION @extschema@.any_dont_change(text[], text[], boolean) IS
+    'Condition: at least one of these columns (default: the tracked ones) did not change';
+COMMENT ON FUNCTION @extschema@.all_dont_change(text[]) IS 'Condition: none of these columns changed';
+COMMENT ON FUNCTION @extschema@.all_dont_change(text[], text[], boolean) IS
+    'Condition: none of these columns (default: the tracked ones) changed';
+
+
+--------------------------------------------------------------------------------------------------
+-- Event tables and their triggers
+--------------------------------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@._event_columns(p_event @extschema@._event_table)
+    RETURNS text
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+    -- The column list every writer of an event table inserts into (label first).
+    SELECT array_to_string(
+        ARRAY['pgh_label']
+        || CASE WHEN p_event.obj_field IS NULL THEN '{}'::text[] ELSE ARRAY[quote_ident(p_event.obj_field)] END
+        || CASE WHEN p_event.context_mode = 'none' THEN '{}'::text[] ELSE ARRAY[quote_ident(p_event.context_field)] END
+        || ARRAY(SELECT quote_ident(c) FROM unnest(p_event.columns) AS c),
+        ', ')
+$function$;
+
+
+CREATE FUNCTION @extschema@._event_values(p_event @extschema@._event_table, p_row text)
+    RETURNS text
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+    -- The values matching _event_columns() (after the label), read from the row variable or alias p_row.
+    SELECT array_to_string(
+        CASE WHEN p_event.obj_field IS NULL THEN '{}'::text[] ELSE ARRAY[format('%s.%I', p_row, p_event.obj_key)] END
+        || CASE p_event.context_mode
+               WHEN 'id' THEN ARRAY['@extschema@.current_context_id()']
+               WHEN 'json' THEN ARRAY['@extschema@.current_context()']
+               ELSE '{}'::text[] END
+        || ARRAY(SELECT format('%s.%I', p_row, c) FROM unnest(p_event.columns) AS c),
+        ', ')
+$function$;
+
+
+CREATE FUNCTION @extschema@._create_trigger_function(p_event @extschema@._event_table)
+    RETURNS regprocedure
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Generate the row trigger function of an event table: one INSERT with explicit columns, no dynamic
+-- SQL per row. SECURITY DEFINER as the table owner, so writers need no privilege on the event table.
+-- Trigger arguments: label, snapshot ('old' or 'new').
+DECLARE
+    v_schema   name := (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                        WHERE c.oid = p_event.event_table);
+    v_name     name := @extschema@._choose_name('pghistory_' || (SELECT relname FROM pg_class WHERE oid = p_event.event_table), '_trigger');
+    v_function text := format('%I.%I()', v_schema, v_name);
+    v_columns  text := @extschema@._event_columns(p_event);
+BEGIN
+    EXECUTE format($sql$
+CREATE FUNCTION %1$s
+    RETURNS trigger
+    LANGUAGE plpgsql
+    VOLATILE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $body$
+-- Generated by pghistory.track() for %2$s; it is regenerated on every track() of that table.
+BEGIN
+    IF TG_ARGV[1] = 'old' THEN
+        INSERT INTO %2$s (%3$s) VALUES (TG_ARGV[0], %4$s);
+    ELSE
+        INSERT INTO %2$s (%3$s) VALUES (TG_ARGV[0], %5$s);
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END
+$body$$sql$,
+        v_function, p_event.event_table, v_columns,
+        @extschema@._event_values(p_event, 'OLD'), @extschema@._event_values(p_event, 'NEW'));
+    -- Only the triggers may run it: nobody can call it or attach it to another table.
+    EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_function);
+    EXECUTE format('COMMENT ON FUNCTION %s IS %L', v_function,
+                   format('pghistory: writes the events of %s (generated by pghistory.track)', p_event.event_table));
+    RETURN v_function::regprocedure;
+END
+$function$;
+
+
+CREATE FUNCTION @extschema@._drop_triggers(p_event_table regclass)
+    RETURNS void
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Remove what tracking attached for one event table (triggers, generated function); history stays.
+DECLARE
+    v_tracker  record;
+    v_function regprocedure := (SELECT trigger_function FROM @extschema@._event_table WHERE event_table = p_event_table);
+BEGIN
+    FOR v_tracker IN
+        SELECT t.target, t.trigger_name FROM @extschema@._tracker t
+        WHERE t.event_table = p_event_table AND t.trigger_name IS NOT NULL
+    LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', v_tracker.trigger_name, v_tracker.target);
+    END LOOP;
+    DELETE FROM @extschema@._tracker WHERE event_table = p_event_table;
+    IF v_function IS NOT NULL THEN
+        EXECUTE format('DROP FUNCTION IF EXISTS %s', v_function);
+        UPDATE @extschema@._event_table SET trigger_function = NULL WHERE event_table = p_event_table;
+    END IF;
+END
+$function$;
+
+
+CREATE FUNCTION @extschema@._append_only_trigger()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Guard of append-only event tables; enabled ALWAYS, so session_replication_role does not switch it off.
+BEGIN
+    RAISE EXCEPTION 'pghistory: event table % is append-only', TG_TABLE_NAME::regclass
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'History of an append_only tracking can only be removed with pghistory.untrack(..., drop_events => true).';
+END
+$function$;
+
+
+CREATE FUNCTION @extschema@._resolve_event_table(p_target regclass, p_model_name text)
+    RETURNS text[]
+    LANGUAGE plpgsql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- {schema, name} of an event table: model_name (optionally schema-qualified), else <table>_event
+-- beside the tracked table; names over 63 bytes are shortened with a hash, never truncated.
+DECLARE
+    v_parts text[];
+BEGIN
+    IF p_model_name IS NULL THEN
+        RETURN ARRAY[(SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p_target),
+                     @extschema@._choose_name((SELECT relname FROM pg_class WHERE oid = p_target), '_event')];
+    END IF;
+    BEGIN
+        v_parts := parse_ident(p_model_name);
+    EXCEPTION WHEN invalid_parameter_value THEN
+        v_parts := NULL;
+    END;
+    IF cardinality(v_parts) = 1 THEN
+        RETURN ARRAY[(SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = p_target),
+                     @extschema@._choose_name(v_parts[1], '')];
+    ELSIF cardinality(v_parts) = 2 THEN
+        IF NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = v_parts[1]) THEN
+            RAISE EXCEPTION 'pghistory: schema "%" of model_name "%" does not exist', v_parts[1], p_model_name
+                USING ERRCODE = 'invalid_schema_name',
+                      HINT = 'Create the schema first, or leave it out to use the schema of the tracked table.';
+        END IF;
+        RETURN ARRAY[v_parts[1], @extschema@._choose_name(v_parts[2], '')];
+    END IF;
+    RAISE EXCEPTION 'pghistory: invalid model_name "%"', p_model_name
+        USING ERRCODE = 'invalid_name',
+              HINT = 'Use a table name, optionally schema-qualified: ''my_history'' or ''audit.my_history''; quote names with double quotes.';
+END
+$function$;
+
+
+CREATE FUNCTION @extschema@._check_owner(p_target regclass, p_action text)
+    RETURNS void
+    LANGUAGE plpgsql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Tracking a table is its owner's decision, as is any trigger on it.
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = p_target AND pg_has_role(current_user, c.relowner, 'USAGE')) THEN
+        RAISE EXCEPTION 'pghistory: must be owner of table % to % it', p_target, p_action
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('Run it as the owner of %s (%s) or a member of that role.', p_target,
+                                (SELECT c.relowner::regrole FROM pg_class c WHERE c.oid = p_target));
+    END IF;
+    -- Serialise track/untrack of one table: two sessions must not interleave their DDL.
+    PERFORM pg_advisory_xact_lock(hashtext('pghistory.track'), hashtext(p_target::oid::text));
+END
+$function$;
+
+
+--------------------------------------------------------------------------------------------------
+-- track / untrack
+--------------------------------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.track(
+    target        regclass,
+    trackers      @extschema@.tracker[] DEFAULT NULL,
+    fields        text[] DEFAULT NULL,
+    exclude       text[] DEFAULT NULL,
+    model_name    text DEFAULT NULL,
+    obj_field     text DEFAULT 'pgh_obj_id',
+    context_field text DEFAULT NULL,
+    context_mode  text DEFAULT 'id',
+    append_only   boolean DEFAULT false,
+    level         text DEFAULT 'auto')
+    RETURNS regclass
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Declare the history of a table: create or update its event table, registry rows and triggers.
+-- Everything happens in the caller's transaction, so a failure leaves nothing behind.
+DECLARE
+    v_trackers  @extschema@.tracker[];
+    v_tracker   @extschema@.tracker;
+    v_name      text[];
+    v_table     regclass;
+    v_event     @extschema@._event_table;
+    v_old       @extschema@._event_table;
+    v_owner     regrole := (SELECT c.relowner::regrole FROM pg_class c WHERE c.oid = target);
+    v_columns   name[];
+    v_column    record;
+    v_clash     text;
+    v_when      text;
+    v_trigger   name;
+    v_grantee   regrole;
+BEGIN
+    IF target IS NULL THEN
+        RAISE EXCEPTION 'pghistory: target table is NULL'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Pass the table to track, e.g. ''public.orders''.';
+    END IF;
+    IF (SELECT relkind FROM pg_class WHERE oid = target) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION 'pghistory: % is not a table', target
+            USING ERRCODE = 'wrong_object_type', HINT = 'Only ordinary and partitioned tables can be tracked.';
+    END IF;
+    PERFORM @extschema@._check_owner(target, 'track');
+
+    -- Options
+    IF fields IS NOT NULL AND exclude IS NOT NULL THEN
+        RAISE EXCEPTION 'pghistory: fields and exclude cannot both be given (tracking %)', target
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use fields => to list the tracked columns, or exclude => to leave some out.';
+    END IF;
+    IF context_mode IS NULL OR context_mode NOT IN ('id', 'json', 'none') THEN
+        RAISE EXCEPTION 'pghistory: unknown context_mode "%"', context_mode
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''id'' (default), ''json'' or ''none''.';
+    END IF;
+    IF level IS NULL OR level NOT IN ('auto', 'row', 'statement') THEN
+        RAISE EXCEPTION 'pghistory: unknown level "%"', level
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''auto'' (default), ''row'' or ''statement''.';
+    END IF;
+    IF append_only IS NULL THEN
+        RAISE EXCEPTION 'pghistory: append_only must be true or false'
+            USING ERRCODE = 'null_value_not_allowed', HINT = 'Leave it out for false.';
+    END IF;
+    PERFORM @extschema@._check_columns(target, fields, 'fields');
+    PERFORM @extschema@._check_columns(target, exclude, 'exclude');
+
+    -- Trackers: default insert + update; each one checked again (a ROW() built by hand skips constructors).
+    v_trackers := CASE WHEN cardinality(trackers) > 0 THEN trackers
+                       ELSE ARRAY[@extschema@.insert_event(), @extschema@.update_event()] END;
+    FOREACH v_tracker IN ARRAY v_trackers LOOP
+        PERFORM @extschema@._tracker(v_tracker.label, v_tracker.operation, v_tracker.snapshot,
+                                     v_tracker.timing, v_tracker.condition);
+    END LOOP;
+    v_trackers := ARRAY(SELECT @extschema@._tracker(t.label, t.operation, t.snapshot, t.timing, t.condition)
+                        FROM unnest(v_trackers) AS t);
+    SELECT t.label INTO v_clash FROM unnest(v_trackers) AS t GROUP BY t.label HAVING count(*) > 1 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'pghistory: label "%" is given to two trackers of %', v_clash, target
+            USING ERRCODE = 'duplicate_object', HINT = 'Labels are unique per tracked table: rename one.';
+    END IF;
+
+    -- Event table name, and whether it is ours to (re)use
+    v_name := @extschema@._resolve_event_table(target, model_name);
+    v_table := to_regclass(format('%I.%I', v_name[1], v_name[2]));
+    SELECT * INTO v_old FROM @extschema@._event_table e WHERE e.event_table = v_table;
+    IF v_table IS NOT NULL AND (v_old IS NULL OR v_old.target <> target) THEN
+        RAISE EXCEPTION 'pghistory: relation %.% already exists and is not an event table of %',
+                        quote_ident(v_name[1]), quote_ident(v_name[2]), target
+            USING ERRCODE = 'duplicate_table',
+                  HINT = 'Pass model_name => ''...'' to name the event table differently.';
+    END IF;
+    SELECT t.label INTO v_clash FROM @extschema@._tracker t
+    WHERE t.target = track.target AND t.event_table IS DISTINCT FROM v_table
+      AND t.label IN (SELECT u.label FROM unnest(v_trackers) AS u)
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'pghistory: label "%" is already used by another event table of %', v_clash, target
+            USING ERRCODE = 'duplicate_object',
+                  HINT = format('Labels are unique per tracked table; see SELECT * FROM %s.tracking.', '@extschema@');
+    END IF;
+
+    -- Tracked columns, in table order
+    v_columns := ARRAY(SELECT c.attname FROM @extschema@._columns(target) c
+                       WHERE (fields IS NULL OR c.attname = ANY (fields))
+                         AND (exclude IS NULL OR c.attname <> ALL (exclude))
+                       ORDER BY c.attnum);
+    v_event := ROW(NULL, target, v_columns, fields, exclude, NULL, NULL, context_mode,
+                   coalesce(context_field, CASE context_mode WHEN 'json' THEN 'pgh_context' ELSE 'pgh_context_id' END),
+                   append_only, level, NULL, coalesce(v_old.created_at, now()));
+    IF context_mode = 'none' THEN
+        v_event.context_field := NULL;
+    END IF;
+    IF obj_field IS NOT NULL THEN
+        SELECT a.attname INTO v_event.obj_key
+        FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+        WHERE i.indrelid = target AND i.indisprimary AND i.indnatts = 1;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'pghistory: % has no single-column primary key for obj_field "%"', target, obj_field
+                USING ERRCODE = 'invalid_table_definition',
+                      HINT = 'Pass obj_field => NULL to record events without an object reference.';
+        END IF;
+        v_event.obj_field := obj_field;
+    END IF;
+    SELECT n INTO v_clash
+    FROM unnest(ARRAY['pgh_id', 'pgh_created_at', 'pgh_label', v_event.obj_field, v_event.context_field]) AS n
+    WHERE n = ANY (v_columns) OR n IN (SELECT m FROM unnest(ARRAY[v_event.obj_field, v_event.context_field]) m
+                                       WHERE m IN ('pgh_id', 'pgh_created_at', 'pgh_label'))
+    LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'pghistory: column "%" of the event table of % would be defined twice', v_clash, target
+            USING ERRCODE = 'duplicate_column',
+                  HINT = 'Exclude that column, or rename the event column with obj_field => / context_field =>.';
+    END IF;
+
+    -- Create the event table, or bring an existing one up to the new configuration (history stays).
+    IF v_table IS NULL THEN
+        EXECUTE format('CREATE TABLE %I.%I (pgh_id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, '
+                       'pgh_created_at timestamptz NOT NULL DEFAULT now(), pgh_label text NOT NULL)',
+                       v_name[1], v_name[2]);
+        v_table := format('%I.%I', v_name[1], v_name[2])::regclass;
+        IF v_owner <> current_user::regrole THEN
+            EXECUTE format('ALTER TABLE %s OWNER TO %s', v_table, v_owner);
+        END IF;
+        -- Only the owner reads history until granted: undo default privileges a schema may hand out.
+        EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', v_table);
+        FOR v_grantee IN
+            SELECT DISTINCT a.grantee::regrole FROM pg_class c, aclexplode(c.relacl) a
+            WHERE c.oid = v_table AND a.grantee <> c.relowner AND a.grantee <> 0
+        LOOP
+            EXECUTE format('REVOKE ALL ON %s FROM %s', v_table, v_grantee);
+        END LOOP;
+        EXECUTE format('COMMENT ON TABLE %s IS %L', v_table, format('pghistory: events of %s', target));
+    ELSE
+        PERFORM @extschema@._drop_triggers(v_table);
+    END IF;
+    v_event.event_table := v_table;
+
+    FOR v_column IN
+        SELECT x.name, x.type_sql, x.indexed
+        FROM (SELECT v_event.obj_field AS name,
+                     (SELECT c.type_sql FROM @extschema@._columns(target) c WHERE c.attname = v_event.obj_key) AS type_sql,
+                     true AS indexed, 0 AS ord
+              UNION ALL
+              SELECT v_event.context_field, CASE context_mode WHEN 'json' THEN 'jsonb' ELSE 'uuid' END,
+                     context_mode = 'id', 1
+              UNION ALL
+              SELECT c.attname, c.type_sql, false, 2 + c.attnum FROM @extschema@._columns(target) c
+              WHERE c.attname = ANY (v_columns)) x
+        WHERE x.name IS NOT NULL
+          AND NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = v_table AND a.attname = x.name AND NOT a.attisdropped)
+        ORDER BY x.ord
+    LOOP
+        EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', v_table, v_column.name, v_column.type_sql);
+        IF v_column.indexed THEN
+            EXECUTE format('CREATE INDEX %I ON %s (%I)',
+                           @extschema@._choose_name(v_name[2] || '_' || v_column.name, '_idx'), v_table, v_column.name);
+        END IF;
+    END LOOP;
+
+    -- Append-only guard, enabled ALWAYS so that session_replication_role cannot switch it off.
+    FOR v_trigger IN
+        SELECT t.tgname FROM pg_trigger t WHERE t.tgrelid = v_table AND t.tgname LIKE 'pghistory\_append\_only%'
+    LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', v_trigger, v_table);
+    END LOOP;
+    IF append_only THEN
+        EXECUTE format('CREATE TRIGGER pghistory_append_only BEFORE UPDATE OR DELETE ON %s '
+                       'FOR EACH ROW EXECUTE FUNCTION @extschema@._append_only_trigger()', v_table);
+        EXECUTE format('CREATE TRIGGER pghistory_append_only_truncate BEFORE TRUNCATE ON %s '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._append_only_trigger()', v_table);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pghistory_append_only', v_table);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pghistory_append_only_truncate', v_table);
+    END IF;
+
+    -- Registry, then the generated function and one trigger per tracker.
+    IF v_old IS NULL THEN
+        INSERT INTO @extschema@._event_table SELECT v_event.*;
+    ELSE
+        UPDATE @extschema@._event_table e SET (columns, fields, exclude, obj_field, obj_key, context_mode,
+                                              context_field, append_only, level)
+            = (v_event.columns, v_event.fields, v_event.exclude, v_event.obj_field, v_event.obj_key,
+               v_event.context_mode, v_event.context_field, v_event.append_only, v_event.level)
+        WHERE e.event_table = v_table;
+    END IF;
+    v_event.trigger_function := @extschema@._create_trigger_function(v_event);
+    IF v_owner <> current_user::regrole THEN
+        EXECUTE format('ALTER FUNCTION %s OWNER TO %s', v_event.trigger_function, v_owner);
+    END IF;
+    UPDATE @extschema@._event_table e SET trigger_function = v_event.trigger_function WHERE e.event_table = v_table;
+
+    FOREACH v_tracker IN ARRAY v_trackers LOOP
+        v_when := NULL;
+        v_trigger := NULL;
+        IF v_tracker.operation <> 'manual' THEN
+            -- Update events fire only when a tracked column changed, unless a condition says otherwise.
+            v_when := @extschema@._expand_condition(
+                target,
+                coalesce(v_tracker.condition,
+                         CASE WHEN v_tracker.operation = 'update' AND cardinality(v_columns) > 0
+                              THEN @extschema@.any_change() END),
+                v_columns);
+            v_trigger := @extschema@._choose_name('pghistory_' || v_tracker.label, '');
+            BEGIN
+                EXECUTE format('CREATE TRIGGER %I %s %s ON %s FOR EACH ROW %s EXECUTE FUNCTION %s(%L, %L)',
+                               v_trigger, v_tracker.timing,
+                               replace(upper(v_tracker.operation), '_', ' '), target,
+                               CASE WHEN v_when IS NOT NULL THEN format('WHEN (%s)', v_when) ELSE '' END,
+                               (SELECT p.oid::regproc FROM pg_proc p WHERE p.oid = v_event.trigger_function),
+                               v_tracker.label, v_tracker.snapshot);
+            EXCEPTION WHEN invalid_object_definition OR undefined_column OR undefined_table OR undefined_function
+                           OR syntax_error OR datatype_mismatch OR undefined_object OR ambiguous_column THEN
+                DECLARE
+                    v_state   text;
+                    v_message text;
+                BEGIN
+                    GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
+                    RAISE EXCEPTION 'pghistory: invalid condition for tracker "%" of %: %', v_tracker.label, target, v_message
+                        USING ERRCODE = v_state,
+                              DETAIL = format('Condition: %s', v_when),
+                              HINT = CASE WHEN v_tracker.operation IN ('insert', 'insert_or_update')
+                                          THEN 'A condition over OLD/NEW is a trigger WHEN clause; an insert has no OLD row.'
+                                          WHEN v_tracker.operation = 'delete'
+                                          THEN 'A condition over OLD/NEW is a trigger WHEN clause; a delete has no NEW row.'
+                                          ELSE 'A condition is a trigger WHEN clause over OLD and NEW columns; qualify functions with their schema.' END;
+                END;
+            END;
+        END IF;
+        INSERT INTO @extschema@._tracker (target, label, event_table, operation, snapshot, timing, condition,
+                                          trigger_when, trigger_name)
+        VALUES (target, v_tracker.label, v_table, v_tracker.operation, v_tracker.snapshot, v_tracker.timing,
+                v_tracker.condition, v_when, v_trigger);
+    END LOOP;
+    RETURN v_table;
+END
+$function$;
+COMMENT ON FUNCTION @extschema@.track(regclass, @extschema@.tracker[], text[], text[], text, text, text, text, boolean, text) IS
+    'Record the history of a table: creates or updates its event table and triggers; returns the event table';
+
+
+-- track(target, tracker1, ..., trackerN, options...): the trailing-trackers call form, for N = 1..8.
+DO $do$
+DECLARE
+    v_n int;
+BEGIN
+    FOR v_n IN 1..8 LOOP
+        EXECUTE format($sql$
+CREATE FUNCTION @extschema@.track(
+    target regclass, %1$s,
+    fields text[] DEFAULT NULL, exclude text[] DEFAULT NULL, model_name text DEFAULT NULL,
+    obj_field text DEFAULT 'pgh_obj_id', context_field text DEFAULT NULL, context_mode text DEFAULT 'id',
+    append_only boolean DEFAULT false, level text DEFAULT 'auto')
+    RETURNS regclass
+    LANGUAGE sql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@.track(target, ARRAY[%2$s], fields, exclude, model_name, obj_field, context_field,
+                             context_mode, append_only, level)$sql$,
+            (SELECT string_agg(format('tracker%s @extschema@.tracker', i), ', ') FROM generate_series(1, v_n) i),
+            (SELECT string_agg(format('tracker%s', i), ', ') FROM generate_series(1, v_n) i));
+    END LOOP;
+END
+$do$;
+
+
+CREATE FUNCTION @extschema@.untrack(target regclass, model_name text DEFAULT NULL, drop_events boolean DEFAULT false)
+    RETURNS void
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Stop recording (one event table, or all of the table); the history stays unless drop_events.
+DECLARE
+    v_name  text[];
+    v_table regclass;
+    v_count int := 0;
+BEGIN
+    PERFORM @extschema@._check_owner(target, 'untrack');
+    IF model_name IS NOT NULL THEN
+        v_name := @extschema@._resolve_event_table(target, model_name);
+        v_table := to_regclass(format('%I.%I', v_name[1], v_name[2]));
+    END IF;
+    FOR v_table IN
+        SELECT e.event_table FROM @extschema@._event_table e
+        WHERE e.target = untrack.target AND (model_name IS NULL OR e.event_table = v_table)
+    LOOP
+        v_count := v_count + 1;
+        PERFORM @extschema@._drop_triggers(v_table);
+        IF drop_events THEN
+            DELETE FROM @extschema@._event_table WHERE event_table = v_table;
+            EXECUTE format('DROP TABLE %s', v_table);
+        END IF;
+    END LOOP;
+    IF v_count = 0 THEN
+        RAISE EXCEPTION 'pghistory: % has no event table%', target,
+                        CASE WHEN model_name IS NOT NULL THEN format(' named "%s"', model_name) ELSE '' END
+            USING ERRCODE = 'undefined_object',
+                  HINT = format('Event tables of %s: %s.', target,
+                                coalesce((SELECT string_agg(e.event_table::text, ', ') FROM @extschema@._event_table e
+                                          WHERE e.target = untrack.target), 'none'));
+    END IF;
+END
+$function$;
+COMMENT ON FUNCTION @extschema@.untrack(regclass, text, boolean) IS
+    'Stop recording the history of a table (one event table or all); drop_events also drops the history';
+
+
+--------------------------------------------------------------------------------------------------
+-- Manual events
+--------------------------------------------------------------------------------------------------
+
+CREATE FUNCTION @extschema@.create_event(target regclass, pk text, label text)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Snapshot the current row of target into the event table whose tracker owns label. Runs with the
+-- caller's privileges: SELECT on the table, INSERT on its event table (the owner has both).
+DECLARE
+    v_event @extschema@._event_table;
+    v_key   record;
+    v_id    bigint;
+BEGIN
+    SELECT e.* INTO v_event
+    FROM @extschema@._tracker t JOIN @extschema@._event_table e ON e.event_table = t.event_table
+    WHERE t.target = create_event.target AND t.label = create_event.label;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pghistory: no tracker of % has label "%"', target, label
+            USING ERRCODE = 'undefined_object',
+                  HINT = format('Labels of %s: %s. Add one with pghistory.manual_event(''%s'') in track().', target,
+                                coalesce((SELECT string_agg(quote_literal(t.label), ', ' ORDER BY t.label)
+                                          FROM @extschema@._tracker t WHERE t.target = create_event.target), 'none'),
+                                label);
+    END IF;
+    SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type_sql INTO v_key
+    FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+    WHERE i.indrelid = target AND i.indisprimary AND i.indnatts = 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pghistory: % has no single-column primary key to find the row by', target
+            USING ERRCODE = 'invalid_table_definition',
+                  HINT = 'create_event() needs a table with a one-column primary key.';
+    END IF;
+    EXECUTE format('INSERT INTO %s (%s) SELECT $1, %s FROM %s AS t WHERE t.%I = $2::%s RETURNING pgh_id',
+                   v_event.event_table, @extschema@._event_columns(v_event), @extschema@._event_values(v_event, 't'),
+                   target, v_key.attname, v_key.type_sql)
+        INTO v_id
+        USING label, pk;
+    IF v_id IS NULL THEN
+        RAISE EXCEPTION 'pghistory: % has no row with % = %', target, quote_ident(v_key.attname), quote_nullable(pk)
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'create_event() records an existing row: check the primary key value.';
+    END IF;
+    RETURN v_id;
+END
+$function$;
+COMMENT ON FUNCTION @extschema@.create_event(regclass, text, text) IS
+    'Record the current row of target (by primary key) as an event with this label; returns its pgh_id';
+
+CREATE FUNCTION @extschema@.create_event(target regclass, pk anyelement, label text)
+    RETURNS bigint
+    LANGUAGE sql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$ SELECT @extschema@.create_event(target, pk::text, label) $function$;
+COMMENT ON FUNCTION @extschema@.create_event(regclass, anyelement, text) IS
+    'Record the current row of target (by primary key) as an event with this label; returns its pgh_id';
+
+
 CREATE FUNCTION @extschema@.version()
     RETURNS text
     LANGUAGE sql
     IMMUTABLE
     SET search_path = pg_catalog, pg_temp
-    AS $function$ SELECT '1.0'::text $function$;
+    RETURN '1.0';
+COMMENT ON FUNCTION @extschema@.version() IS 'The version of the pghistory SQL installed in this database';
+
+
+--------------------------------------------------------------------------------------------------
+-- Views
+--------------------------------------------------------------------------------------------------
+
+CREATE VIEW @extschema@.tracking AS
+    SELECT e.target,
+           e.event_table,
+           coalesce((SELECT jsonb_agg(jsonb_build_object('label', t.label, 'operation', t.operation,
+                                                         'snapshot', t.snapshot, 'timing', t.timing,
+                                                         'condition', t.trigger_when)
+                                      ORDER BY t.label)
+                     FROM @extschema@._tracker t WHERE t.event_table = e.event_table), '[]') AS trackers,
+           e.columns AS fields,
+           e.obj_field,
+           e.context_mode,
+           e.context_field,
+           e.append_only,
+           e.level,
+           e.trigger_function IS NOT NULL AS active,
+           e.created_at
+    FROM @extschema@._event_table e;
+COMMENT ON VIEW @extschema@.tracking IS
+    'pghistory: one row per event table: the tracked table, its trackers (label, operation, snapshot, timing, condition), tracked fields and options';
+
+
+--------------------------------------------------------------------------------------------------
+-- Grants
+--------------------------------------------------------------------------------------------------
+
+-- Everyone may call the API and read the registry. track()/untrack() run with the caller's rights and
+-- call the "_" helpers, so those stay executable too; each is pure or checks ownership itself, and
+-- row-level security keeps registry rows writable only by the owners of the tables they describe.
+GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
+GRANT SELECT ON @extschema@.tracking, @extschema@.context TO PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@._event_table, @extschema@._tracker TO PUBLIC;
