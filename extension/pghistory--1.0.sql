@@ -719,7 +719,7 @@ CREATE FUNCTION @extschema@._append_only_trigger()
 AS $function$
 -- Guard of append-only event tables; enabled ALWAYS, so session_replication_role does not switch it off.
 BEGIN
-    RAISE EXCEPTION 'pghistory: event table % is append-only', TG_TABLE_NAME::regclass
+    RAISE EXCEPTION 'pghistory: event table % is append-only', TG_RELID::regclass
         USING ERRCODE = 'insufficient_privilege',
               HINT = 'History of an append_only tracking can only be removed with pghistory.untrack(..., drop_events => true).';
 END

@@ -2,3 +2,4 @@
 \set VERBOSITY terse
 CREATE EXTENSION pghistory;
 SELECT pghistory.version();
+DROP EXTENSION pghistory;
