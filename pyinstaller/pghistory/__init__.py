@@ -1,0 +1,88 @@
+"""pghistory: row history for PostgreSQL tables, recorded by the server.
+
+This package installs the pghistory extension and wraps its SQL functions in
+django-pghistory's vocabulary. Every call becomes one SQL statement; the tracking
+itself runs in PostgreSQL (triggers), so every writer is recorded.
+
+    import psycopg, pghistory
+    conn = psycopg.connect(dsn, autocommit=True)
+    pghistory.install(conn)
+    pghistory.track(conn, "public.orders")
+    with pghistory.context(conn, user=42):
+        conn.execute("UPDATE orders SET total = 10 WHERE id = 1")
+    pghistory.events(conn, "public.orders", obj=1)
+"""
+
+from __future__ import annotations
+
+from . import errors
+from .conditions import (
+    AllChange,
+    AllDontChange,
+    AnyChange,
+    AnyDontChange,
+    BaseCondition,
+    Condition,
+    F,
+    Q,
+)
+from .core import context, create_event, events, status, track, untrack, version
+from .errors import PghistoryError
+from .installer import InstallResult, install, installed, uninstall
+from .trackers import (
+    AfterDelete,
+    AfterInsert,
+    AfterInsertOrUpdate,
+    AfterUpdate,
+    BeforeDelete,
+    BeforeUpdate,
+    DeleteEvent,
+    InsertEvent,
+    ManualEvent,
+    New,
+    Old,
+    RowEvent,
+    Tracker,
+    UpdateEvent,
+)
+
+__version__ = "1.0.0"
+
+__all__ = [
+    "AfterDelete",
+    "AfterInsert",
+    "AfterInsertOrUpdate",
+    "AfterUpdate",
+    "AllChange",
+    "AllDontChange",
+    "AnyChange",
+    "AnyDontChange",
+    "BaseCondition",
+    "BeforeDelete",
+    "BeforeUpdate",
+    "Condition",
+    "DeleteEvent",
+    "F",
+    "InsertEvent",
+    "InstallResult",
+    "ManualEvent",
+    "New",
+    "Old",
+    "PghistoryError",
+    "Q",
+    "RowEvent",
+    "Tracker",
+    "UpdateEvent",
+    "__version__",
+    "context",
+    "create_event",
+    "errors",
+    "events",
+    "install",
+    "installed",
+    "status",
+    "track",
+    "uninstall",
+    "untrack",
+    "version",
+]

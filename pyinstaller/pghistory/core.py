@@ -1,0 +1,262 @@
+"""The wrappers: each call is one SQL statement of the extension (no logic here)."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, ContextDecorator
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from ._sql import Fragment, call, join, param
+from .errors import translate
+from .trackers import Tracker
+
+__all__ = [
+    "context",
+    "create_event",
+    "events",
+    "status",
+    "track",
+    "untrack",
+    "version",
+]
+
+Connection = psycopg.Connection[Any]
+
+
+class _Unset(enum.Enum):
+    UNSET = enum.auto()
+
+
+UNSET = _Unset.UNSET
+
+
+def _names(value: Sequence[str] | None, what: str) -> Fragment | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        raise TypeError(f"{what}= takes a list of column names, not a string")
+    return param(list(value), "text[]")
+
+
+def _text(value: str | None) -> Fragment | None:
+    return None if value is None else param(value, "text")
+
+
+def _execute(conn: Connection, fragment: Fragment) -> list[tuple[Any, ...]]:
+    with translate(), conn.cursor() as cur:
+        cur.execute(fragment.query, fragment.params)
+        return cur.fetchall() if cur.description is not None else []
+
+
+def track_sql(
+    target: str,
+    *trackers: Tracker,
+    fields: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    model_name: str | None = None,
+    obj_field: str | _Unset | None = UNSET,
+    context_field: str | None = None,
+    context_mode: str | None = None,
+    append_only: bool | None = None,
+    level: str | None = None,
+) -> Fragment:
+    """The ``SELECT pghistory.track(...)`` statement :func:`track` runs."""
+    for tracker in trackers:
+        if not isinstance(tracker, Tracker):
+            raise TypeError(f"track() takes trackers (InsertEvent(), ...), got {tracker!r}")
+    tracker_array = None
+    if trackers:
+        items = join((tracker.as_sql() for tracker in trackers), ", ")
+        tracker_array = Fragment(
+            sql.SQL("ARRAY[{}]::pghistory.tracker[]").format(items.query), items.params
+        )
+    if obj_field is UNSET:
+        obj = None
+    elif obj_field is None:
+        obj = Fragment(sql.SQL("NULL::text"))
+    else:
+        obj = param(obj_field, "text")
+    function = call(
+        "track",
+        [param(target, "regclass")],
+        trackers=tracker_array,
+        fields=_names(fields, "fields"),
+        exclude=_names(exclude, "exclude"),
+        model_name=_text(model_name),
+        obj_field=obj,
+        context_field=_text(context_field),
+        context_mode=_text(context_mode),
+        append_only=None if append_only is None else param(bool(append_only), "boolean"),
+        level=_text(level),
+    )
+    return Fragment(sql.SQL("SELECT {}::text").format(function.query), function.params)
+
+
+def track(
+    conn: Connection,
+    target: str,
+    *trackers: Tracker,
+    fields: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    model_name: str | None = None,
+    obj_field: str | _Unset | None = UNSET,
+    context_field: str | None = None,
+    context_mode: str | None = None,
+    append_only: bool | None = None,
+    level: str | None = None,
+) -> str:
+    """Track ``target`` (a table name, e.g. ``"public.orders"``); returns the event table.
+
+    With no trackers: insert and update events. ``obj_field=None`` stores no object
+    reference (required for tables without a single-column primary key). Options you
+    leave out take the server's defaults; see ``pghistory.track`` in SQL.
+    """
+    fragment = track_sql(
+        target,
+        *trackers,
+        fields=fields,
+        exclude=exclude,
+        model_name=model_name,
+        obj_field=obj_field,
+        context_field=context_field,
+        context_mode=context_mode,
+        append_only=append_only,
+        level=level,
+    )
+    return str(_execute(conn, fragment)[0][0])
+
+
+def untrack(
+    conn: Connection,
+    target: str,
+    model_name: str | None = None,
+    *,
+    drop_events: bool = False,
+) -> None:
+    """Stop tracking ``target`` (one event table with ``model_name``, else all).
+
+    The history stays unless ``drop_events``, which drops the event table(s).
+    """
+    function = call(
+        "untrack",
+        [param(target, "regclass")],
+        model_name=_text(model_name),
+        drop_events=param(bool(drop_events), "boolean"),
+    )
+    _execute(conn, Fragment(sql.SQL("SELECT {}").format(function.query), function.params))
+
+
+def create_event(conn: Connection, target: str, pk: object, *, label: str) -> int:
+    """Record the current row of ``target`` with primary key ``pk`` as a ``label`` event.
+
+    Returns the new event's ``pgh_id``.
+    """
+    rows = _execute(
+        conn,
+        Fragment(
+            sql.SQL("SELECT pghistory.create_event(%s::regclass, %s::text, %s::text)"),
+            (target, str(pk), label),
+        ),
+    )
+    return int(rows[0][0])
+
+
+def version(conn: Connection) -> str:
+    """The version of the pghistory SQL installed in the database."""
+    return str(_execute(conn, Fragment(sql.SQL("SELECT pghistory.version()")))[0][0])
+
+
+def events(
+    conn: Connection,
+    target: str,
+    obj: object | None = None,
+    *,
+    label: str | None = None,
+    model: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Events of ``target`` (optionally of one object, label or event table), oldest first.
+
+    Rows of the view ``pghistory.events`` as dicts; ``limit`` keeps the most recent.
+    """
+    conditions = [sql.SQL("pgh_obj_model = %s::regclass")]
+    params: list[object] = [target]
+    if obj is not None:
+        conditions.append(sql.SQL("pgh_obj_id = %s::text"))
+        params.append(str(obj))
+    if label is not None:
+        conditions.append(sql.SQL("pgh_label = %s::text"))
+        params.append(label)
+    if model is not None:
+        conditions.append(sql.SQL("pgh_model = %s::regclass"))
+        params.append(model)
+    if limit is not None and limit < 0:
+        raise ValueError("limit must be zero or more")
+    params.append(limit)
+    query = sql.SQL(
+        "SELECT * FROM pghistory.events WHERE {}"
+        " ORDER BY pgh_created_at DESC, pgh_id DESC, pgh_model::text DESC LIMIT %s::bigint"
+    ).format(sql.SQL(" AND ").join(conditions))
+    with translate(), conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, params)
+        rows = cur.fetchall()
+    rows.reverse()
+    return rows
+
+
+def status(conn: Connection) -> list[dict[str, Any]]:
+    """One dict per event table: the rows of ``pghistory.tracking``."""
+    with translate(), conn.cursor(row_factory=dict_row) as cur:
+        cur.execute("SELECT * FROM pghistory.tracking ORDER BY target::text, event_table::text")
+        return cur.fetchall()
+
+
+class context(ContextDecorator):  # named like django-pghistory's
+    """Attach metadata to every event written in the block (or decorated function).
+
+    ``with pghistory.context(conn, user=42, url="/orders") as context_id: ...``
+
+    The block runs in a transaction of ``conn`` (a savepoint when one is already
+    open), where ``pghistory.set_context`` sets the metadata. Nested blocks merge
+    their metadata into the same context; it ends with the outermost transaction.
+    """
+
+    def __init__(self, conn: Connection, **metadata: Any) -> None:
+        self.conn = conn
+        self.metadata = metadata
+        self._transactions: list[AbstractContextManager[psycopg.Transaction]] = []
+
+    def __enter__(self) -> uuid.UUID:
+        transaction = self.conn.transaction()
+        with translate():
+            transaction.__enter__()
+        self._transactions.append(transaction)
+        try:
+            with translate(), self.conn.cursor() as cur:
+                cur.execute("SELECT pghistory.set_context(%s::jsonb)", (Jsonb(self.metadata),))
+                row = cur.fetchone()
+        except BaseException as exc:
+            self._transactions.pop()
+            transaction.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        assert row is not None
+        value = row[0]
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        transaction = self._transactions.pop()
+        with translate():
+            return bool(transaction.__exit__(exc_type, exc, traceback))
