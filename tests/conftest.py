@@ -1,8 +1,9 @@
 """pytest fixtures for tests/python: a PostgreSQL server and fresh databases.
 
 Which server:
-  * PGHISTORY_TEST_DSN set (tests/runner.py does this): use that server. Its version comes from
-    PGHISTORY_TEST_PG_VERSION (else the server is asked), its programs from PGHISTORY_TEST_PG_BINDIR.
+  * PGHISTORY_TEST_DSN set (tests/runner.py does this): use that server. Its version comes
+    from PGHISTORY_TEST_PG_VERSION (else the server is asked), its programs from
+    PGHISTORY_TEST_PG_BINDIR.
     The pghistory extension files must already be installed there.
   * otherwise start a throwaway server with tests/pgserver.py, version PGHISTORY_TEST_PG
     (default 15), so `pytest tests/python` also works alone.
@@ -11,9 +12,10 @@ Fixtures:
   pg_server      (session)  the server: .version (int major), .bindir, .dsn(dbname), .url(dbname),
                             .host, .port, .user, .env() (PG* variables for subprocesses)
   make_database  (function) factory: make_database() -> conninfo of a new empty database, dropped
-                            at teardown; make_database(extension=True) clones the pghistory template
-  db_dsn         (module)   conninfo of a database private to the test module, cloned from a template
-                            that already has CREATE EXTENSION pghistory (STYLE.md rule 17)
+                            at teardown; make_database(extension=True) clones the pghistory
+                            template instead
+  db_dsn         (module)   conninfo of a database private to the test module, cloned from a
+                            template that already has CREATE EXTENSION pghistory (STYLE.md rule 17)
   conn           (function) psycopg 3 connection to db_dsn, autocommit=True, closed afterwards
 """
 
@@ -24,8 +26,9 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any
 
 import psycopg
 import pytest
@@ -34,17 +37,17 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pgserver  # noqa: E402
+import pgserver
 
 
 class ExternalServer:
     """A server someone else started (tests/runner.py): same interface as pgserver.PgServer."""
 
-    def __init__(self, dsn: str, version: Optional[int], bindir: Optional[str]) -> None:
+    def __init__(self, dsn: str, version: int | None, bindir: str | None) -> None:
         self._dsn = dsn
         params = conninfo_to_dict(dsn)
         self.host = str(params.get("host", ""))
-        self.port = int(params.get("port", 5432))
+        self.port = int(str(params.get("port", 5432)))
         self.user = str(params.get("user", ""))
         self.bindir = Path(bindir) if bindir else None
         if version is None:
@@ -59,8 +62,13 @@ class ExternalServer:
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
 
-    def env(self) -> Dict[str, str]:
-        return {"PGHOST": self.host, "PGPORT": str(self.port), "PGUSER": self.user, "PGDATABASE": "postgres"}
+    def env(self) -> dict[str, str]:
+        return {
+            "PGHOST": self.host,
+            "PGPORT": str(self.port),
+            "PGUSER": self.user,
+            "PGDATABASE": "postgres",
+        }
 
     def stop(self) -> None:
         pass
@@ -76,7 +84,7 @@ class Databases:
         self.server = server
         self.prefix = f"pghtest{os.getpid()}"
         self.counter = itertools.count(1)
-        self.template: Optional[str] = None
+        self.template: str | None = None
 
     def _admin(self) -> psycopg.Connection:
         return psycopg.connect(self.server.dsn("postgres"), autocommit=True)
@@ -87,7 +95,9 @@ class Databases:
         return name[:63]
 
     def create(self, name: str, template: str = "template0") -> str:
-        query = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
+        query = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template)
+        )
         with self._admin() as admin:
             for attempt in range(20):
                 try:
@@ -98,11 +108,13 @@ class Databases:
                     if attempt == 19:
                         raise
                     time.sleep(0.25)
-        return self.server.dsn(name)
+        return str(self.server.dsn(name))
 
     def drop(self, name: str) -> None:
         with self._admin() as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
     def extension_template(self) -> str:
         """Name of a database with CREATE EXTENSION pghistory done, made on first use."""
@@ -130,7 +142,9 @@ def pg_server() -> Iterator[Any]:
     dsn = os.environ.get("PGHISTORY_TEST_DSN")
     if dsn:
         version = os.environ.get("PGHISTORY_TEST_PG_VERSION")
-        yield ExternalServer(dsn, int(version) if version else None, os.environ.get("PGHISTORY_TEST_PG_BINDIR"))
+        yield ExternalServer(
+            dsn, int(version) if version else None, os.environ.get("PGHISTORY_TEST_PG_BINDIR")
+        )
         return
     try:
         server = pgserver.start(int(os.environ.get("PGHISTORY_TEST_PG", "15")))
@@ -152,9 +166,14 @@ def _pghistory_databases(pg_server: Any) -> Iterator[Databases]:
 
 
 @pytest.fixture
-def make_database(_pghistory_databases: Databases, request: pytest.FixtureRequest) -> Iterator[Callable[..., str]]:
-    """make_database(label="", *, extension=False) -> conninfo of a new database (dropped at teardown)."""
-    made: List[str] = []
+def make_database(
+    _pghistory_databases: Databases, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., str]]:
+    """make_database(label="", *, extension=False) -> conninfo of a new database.
+
+    Every database made is dropped at teardown.
+    """
+    made: list[str] = []
 
     def make(label: str = "", *, extension: bool = False) -> str:
         name = _pghistory_databases.new_name(label or request.node.name)

