@@ -68,6 +68,7 @@ CREATE TABLE @extschema@._tracker (
 CREATE INDEX ON @extschema@._tracker (event_table);
 
 -- Table owners write their own registry rows through track(); nobody may touch other owners' rows.
+-- Rows left by a dropped table (no event trigger to clean them) may be deleted by anyone.
 ALTER TABLE @extschema@._event_table ENABLE ROW LEVEL SECURITY;
 ALTER TABLE @extschema@._tracker ENABLE ROW LEVEL SECURITY;
 CREATE POLICY read_all ON @extschema@._event_table FOR SELECT USING (true);
@@ -78,8 +79,8 @@ CREATE POLICY owner_update ON @extschema@._event_table FOR UPDATE
     USING (EXISTS (SELECT FROM pg_catalog.pg_class c
                    WHERE c.oid = target AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')));
 CREATE POLICY owner_delete ON @extschema@._event_table FOR DELETE
-    USING (EXISTS (SELECT FROM pg_catalog.pg_class c
-                   WHERE c.oid = target AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')));
+    USING (NOT EXISTS (SELECT FROM pg_catalog.pg_class c
+                       WHERE c.oid = target AND NOT pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')));
 CREATE POLICY read_all ON @extschema@._tracker FOR SELECT USING (true);
 CREATE POLICY owner_insert ON @extschema@._tracker FOR INSERT
     WITH CHECK (EXISTS (SELECT FROM pg_catalog.pg_class c
@@ -88,8 +89,8 @@ CREATE POLICY owner_update ON @extschema@._tracker FOR UPDATE
     USING (EXISTS (SELECT FROM pg_catalog.pg_class c
                    WHERE c.oid = target AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')));
 CREATE POLICY owner_delete ON @extschema@._tracker FOR DELETE
-    USING (EXISTS (SELECT FROM pg_catalog.pg_class c
-                   WHERE c.oid = target AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')));
+    USING (NOT EXISTS (SELECT FROM pg_catalog.pg_class c
+                       WHERE c.oid = target AND NOT pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')));
 
 
 --------------------------------------------------------------------------------------------------
@@ -653,8 +654,10 @@ DECLARE
     v_function text := format('%I.%I()', v_schema, v_name);
     v_columns  text := @extschema@._event_columns(p_event);
 BEGIN
+    -- OR REPLACE: a function left behind by a dropped event table of the same name is ours to reuse
+    -- (one owned by another role cannot be replaced, so nothing foreign is adopted).
     EXECUTE format($sql$
-CREATE FUNCTION %1$s
+CREATE OR REPLACE FUNCTION %1$s
     RETURNS trigger
     LANGUAGE plpgsql
     VOLATILE
@@ -724,6 +727,71 @@ BEGIN
               HINT = 'History of an append_only tracking can only be removed with pghistory.untrack(..., drop_events => true).';
 END
 $function$;
+
+
+CREATE FUNCTION @extschema@._forget_dropped()
+    RETURNS void
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- A dropped tracked table or event table leaves registry rows (and, for an event table, triggers that
+-- would make every write fail). The event trigger below calls this at once where the extension was
+-- created by a superuser; track() and untrack() call it too. Only what the caller owns is touched.
+DECLARE
+    v_item record;
+BEGIN
+    FOR v_item IN
+        SELECT t.target, t.trigger_name FROM @extschema@._tracker t
+        JOIN pg_class c ON c.oid = t.target AND pg_has_role(current_user, c.relowner, 'USAGE')
+        WHERE t.trigger_name IS NOT NULL AND NOT EXISTS (SELECT FROM pg_class e WHERE e.oid = t.event_table)
+    LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', v_item.trigger_name, v_item.target);
+    END LOOP;
+    FOR v_item IN
+        SELECT e.trigger_function FROM @extschema@._event_table e
+        JOIN pg_proc p ON p.oid = e.trigger_function AND pg_has_role(current_user, p.proowner, 'USAGE')
+        WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = e.event_table)
+           OR NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = e.target)
+    LOOP
+        EXECUTE format('DROP FUNCTION %s', v_item.trigger_function);
+    END LOOP;
+    DELETE FROM @extschema@._tracker t
+    WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = t.event_table)
+       OR NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = t.target);
+    DELETE FROM @extschema@._event_table e
+    WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = e.event_table)
+       OR NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = e.target);
+END
+$function$;
+
+
+CREATE FUNCTION @extschema@._sql_drop_trigger()
+    RETURNS event_trigger
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- After DROP TABLE / DROP SCHEMA: forget what was tracked there (not while pghistory itself goes).
+BEGIN
+    IF EXISTS (SELECT FROM pg_event_trigger_dropped_objects() d WHERE d.object_type = 'table')
+       AND NOT EXISTS (SELECT FROM pg_event_trigger_dropped_objects() d
+                       WHERE d.object_type = 'extension' AND d.object_identity = 'pghistory') THEN
+        PERFORM @extschema@._forget_dropped();
+    END IF;
+END
+$function$;
+
+-- Event triggers need a superuser; without one, track()/untrack() clean up instead.
+DO $do$
+BEGIN
+    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        CREATE EVENT TRIGGER pghistory_sql_drop ON sql_drop
+            WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+            EXECUTE FUNCTION @extschema@._sql_drop_trigger();
+    END IF;
+END
+$do$;
 
 
 CREATE FUNCTION @extschema@._resolve_event_table(p_target regclass, p_model_name text)
@@ -830,6 +898,7 @@ BEGIN
             USING ERRCODE = 'wrong_object_type', HINT = 'Only ordinary and partitioned tables can be tracked.';
     END IF;
     PERFORM @extschema@._check_owner(target, 'track');
+    PERFORM @extschema@._forget_dropped();
 
     -- Options
     IF fields IS NOT NULL AND exclude IS NOT NULL THEN
@@ -1083,6 +1152,7 @@ DECLARE
     v_count int := 0;
 BEGIN
     PERFORM @extschema@._check_owner(target, 'untrack');
+    PERFORM @extschema@._forget_dropped();
     IF model_name IS NOT NULL THEN
         v_name := @extschema@._resolve_event_table(target, model_name);
         v_table := to_regclass(format('%I.%I', v_name[1], v_name[2]));
