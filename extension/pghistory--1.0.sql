@@ -63,6 +63,7 @@ CREATE TABLE @extschema@._tracker (
     condition    text,                         -- as given (helper tokens unexpanded)
     trigger_when text,                         -- the expanded WHEN clause, NULL for always
     trigger_name name,                         -- NULL for manual trackers
+    level        text CHECK (level IN ('row', 'statement')),   -- how it is captured; NULL for manual
     PRIMARY KEY (target, label)
 );
 CREATE INDEX ON @extschema@._tracker (event_table);
@@ -620,21 +621,31 @@ AS $function$
 $function$;
 
 
-CREATE FUNCTION @extschema@._event_values(p_event @extschema@._event_table, p_row text)
+CREATE FUNCTION @extschema@._event_values(p_event @extschema@._event_table, p_row text, p_context text)
     RETURNS text
     LANGUAGE sql
     STABLE
     SET search_path = pg_catalog, pg_temp
 AS $function$
-    -- The values matching _event_columns() (after the label), read from the row variable or alias p_row.
+    -- The values matching _event_columns() (after the label), read from the row variable or alias
+    -- p_row; p_context is the expression giving the context id (or metadata in json mode).
     SELECT array_to_string(
         CASE WHEN p_event.obj_field IS NULL THEN '{}'::text[] ELSE ARRAY[format('%s.%I', p_row, p_event.obj_key)] END
-        || CASE p_event.context_mode
-               WHEN 'id' THEN ARRAY['@extschema@.current_context_id()']
-               WHEN 'json' THEN ARRAY['@extschema@.current_context()']
-               ELSE '{}'::text[] END
+        || CASE WHEN p_event.context_mode = 'none' THEN '{}'::text[] ELSE ARRAY[p_context] END
         || ARRAY(SELECT format('%s.%I', p_row, c) FROM unnest(p_event.columns) AS c),
         ', ')
+$function$;
+
+
+CREATE FUNCTION @extschema@._context_expression(p_event @extschema@._event_table)
+    RETURNS text
+    LANGUAGE sql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+    -- What an event stores as its context: the id, or in json mode the metadata itself.
+    SELECT CASE p_event.context_mode WHEN 'id' THEN '@extschema@.current_context_id()'
+                                     WHEN 'json' THEN '@extschema@.current_context()' END
 $function$;
 
 
@@ -644,16 +655,42 @@ CREATE FUNCTION @extschema@._create_trigger_function(p_event @extschema@._event_
     VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $function$
--- Generate the row trigger function of an event table: one INSERT with explicit columns, no dynamic
--- SQL per row. SECURITY DEFINER as the table owner, so writers need no privilege on the event table.
--- Trigger arguments: label, snapshot ('old' or 'new').
+-- Generate the trigger function of an event table: explicit column lists, no dynamic SQL at run time.
+-- SECURITY DEFINER as the table owner, so writers need no privilege on the event table.
+--   row level:       arguments (label, snapshot); one INSERT ... VALUES per row.
+--   statement level: argument (label); one INSERT ... SELECT over the transition tables per
+--                    statement, with the tracker's condition as WHERE. OLD and NEW rows of an update
+--                    are paired by position: PostgreSQL appends both images of a row together, so
+--                    this holds even when the primary key changes.
 DECLARE
-    v_schema   name := (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                        WHERE c.oid = p_event.event_table);
-    v_name     name := @extschema@._choose_name('pghistory_' || (SELECT relname FROM pg_class WHERE oid = p_event.event_table), '_trigger');
-    v_function text := format('%I.%I()', v_schema, v_name);
-    v_columns  text := @extschema@._event_columns(p_event);
+    v_schema     name := (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                          WHERE c.oid = p_event.event_table);
+    v_name       name := @extschema@._choose_name('pghistory_' || (SELECT relname FROM pg_class WHERE oid = p_event.event_table), '_trigger');
+    v_function   text := format('%I.%I()', v_schema, v_name);
+    v_columns    text := @extschema@._event_columns(p_event);
+    v_statements text;
 BEGIN
+    SELECT string_agg(format($branch$
+        IF TG_ARGV[0] = %1$L THEN
+            INSERT INTO %2$s (%3$s)
+            SELECT %1$L, %4$s
+            FROM %5$s
+            WHERE %6$s;
+        END IF;$branch$,
+            t.label, p_event.event_table, v_columns,
+            @extschema@._event_values(p_event, t.snapshot, 'v_context'),
+            CASE t.operation
+                WHEN 'insert' THEN 'pgh_new AS new'
+                WHEN 'delete' THEN 'pgh_old AS old'
+                -- FULL JOIN (both sides have the same rows) can only be a hash or merge join: the plan is
+                -- cached from the first, maybe one-row, statement and must not be a nested loop.
+                ELSE '(SELECT row_number() OVER () AS pgh_row, * FROM pgh_old) AS old '
+                     'FULL JOIN (SELECT row_number() OVER () AS pgh_row, * FROM pgh_new) AS new ON new.pgh_row = old.pgh_row' END,
+            coalesce(t.trigger_when, 'true')), '' ORDER BY t.label)
+    INTO v_statements
+    FROM @extschema@._tracker t
+    WHERE t.event_table = p_event.event_table AND t.level = 'statement';
+
     -- OR REPLACE: a function left behind by a dropped event table of the same name is ours to reuse
     -- (one owned by another role cannot be replaced, so nothing foreign is adopted).
     EXECUTE format($sql$
@@ -665,7 +702,13 @@ CREATE OR REPLACE FUNCTION %1$s
     SET search_path = pg_catalog, pg_temp
 AS $body$
 -- Generated by pghistory.track() for %2$s; it is regenerated on every track() of that table.
+-- use_column: in the statement branches OLD/NEW name the transition-table aliases, not the row variables.
+#variable_conflict use_column
+%6$s
 BEGIN
+    IF TG_LEVEL = 'STATEMENT' THEN%7$s
+        RETURN NULL;
+    END IF;
     IF TG_ARGV[1] = 'old' THEN
         INSERT INTO %2$s (%3$s) VALUES (TG_ARGV[0], %4$s);
     ELSE
@@ -678,7 +721,13 @@ BEGIN
 END
 $body$$sql$,
         v_function, p_event.event_table, v_columns,
-        @extschema@._event_values(p_event, 'OLD'), @extschema@._event_values(p_event, 'NEW'));
+        @extschema@._event_values(p_event, 'OLD', @extschema@._context_expression(p_event)),
+        @extschema@._event_values(p_event, 'NEW', @extschema@._context_expression(p_event)),
+        CASE WHEN v_statements IS NULL OR p_event.context_mode = 'none' THEN ''
+             ELSE format(E'DECLARE\n    v_context %s := %s;   -- once per statement',
+                         CASE p_event.context_mode WHEN 'json' THEN 'jsonb' ELSE 'uuid' END,
+                         @extschema@._context_expression(p_event)) END,
+        coalesce(v_statements, ''));
     -- Only the triggers may run it: nobody can call it or attach it to another table.
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_function);
     EXECUTE format('COMMENT ON FUNCTION %s IS %L', v_function,
@@ -1065,6 +1114,8 @@ BEGIN
     END IF;
     UPDATE @extschema@._event_table e SET trigger_function = v_event.trigger_function WHERE e.event_table = v_table;
 
+    -- One row trigger per tracker first: CREATE TRIGGER ... WHEN checks each condition against the
+    -- table (and says what is wrong). Trackers captured per statement then swap theirs below.
     FOREACH v_tracker IN ARRAY v_trackers LOOP
         v_when := NULL;
         v_trigger := NULL;
@@ -1082,8 +1133,7 @@ BEGIN
                                v_trigger, v_tracker.timing,
                                replace(upper(v_tracker.operation), '_', ' '), target,
                                CASE WHEN v_when IS NOT NULL THEN format('WHEN (%s)', v_when) ELSE '' END,
-                               (SELECT p.oid::regproc FROM pg_proc p WHERE p.oid = v_event.trigger_function),
-                               v_tracker.label, v_tracker.snapshot);
+                               v_event.trigger_function::oid::regproc, v_tracker.label, v_tracker.snapshot);
             EXCEPTION WHEN invalid_object_definition OR undefined_column OR undefined_table OR undefined_function
                            OR syntax_error OR datatype_mismatch OR undefined_object OR ambiguous_column THEN
                 DECLARE
@@ -1103,10 +1153,35 @@ BEGIN
             END;
         END IF;
         INSERT INTO @extschema@._tracker (target, label, event_table, operation, snapshot, timing, condition,
-                                          trigger_when, trigger_name)
+                                          trigger_when, trigger_name, level)
         VALUES (target, v_tracker.label, v_table, v_tracker.operation, v_tracker.snapshot, v_tracker.timing,
-                v_tracker.condition, v_when, v_trigger);
+                v_tracker.condition, v_when, v_trigger,
+                CASE WHEN v_tracker.operation = 'manual' THEN NULL
+                     -- Transition tables exist only for AFTER triggers with one event, and not on
+                     -- partitioned tables or partitions (statement triggers there miss direct writes).
+                     WHEN track.level = 'row' OR v_tracker.timing = 'before' OR v_tracker.operation = 'insert_or_update'
+                          OR (SELECT c.relkind = 'p' OR c.relispartition OR c.relhassubclass FROM pg_class c WHERE c.oid = target)
+                     THEN 'row'
+                     ELSE 'statement' END);
     END LOOP;
+
+    -- Statement-level capture: one INSERT ... SELECT per statement instead of one per row.
+    IF EXISTS (SELECT FROM @extschema@._tracker t WHERE t.event_table = v_table AND t.level = 'statement') THEN
+        PERFORM @extschema@._create_trigger_function(v_event);
+        FOR v_tracker IN
+            SELECT t.label, t.operation, NULL, NULL, NULL FROM @extschema@._tracker t
+            WHERE t.event_table = v_table AND t.level = 'statement'
+        LOOP
+            v_trigger := @extschema@._choose_name('pghistory_' || v_tracker.label, '');
+            EXECUTE format('DROP TRIGGER %I ON %s', v_trigger, target);
+            EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%L)',
+                           v_trigger, upper(v_tracker.operation), target,
+                           CASE v_tracker.operation WHEN 'insert' THEN 'NEW TABLE AS pgh_new'
+                                                    WHEN 'delete' THEN 'OLD TABLE AS pgh_old'
+                                                    ELSE 'OLD TABLE AS pgh_old NEW TABLE AS pgh_new' END,
+                           v_event.trigger_function::oid::regproc, v_tracker.label);
+        END LOOP;
+    END IF;
     RETURN v_table;
 END
 $function$;
@@ -1219,7 +1294,7 @@ BEGIN
                   HINT = 'create_event() needs a table with a one-column primary key.';
     END IF;
     EXECUTE format('INSERT INTO %s (%s) SELECT $1, %s FROM %s AS t WHERE t.%I = $2::%s RETURNING pgh_id',
-                   v_event.event_table, @extschema@._event_columns(v_event), @extschema@._event_values(v_event, 't'),
+                   v_event.event_table, @extschema@._event_columns(v_event), @extschema@._event_values(v_event, 't', @extschema@._context_expression(v_event)),
                    target, v_key.attname, v_key.type_sql)
         INTO v_id
         USING label, pk;
@@ -1262,7 +1337,7 @@ CREATE VIEW @extschema@.tracking AS
            e.event_table,
            coalesce((SELECT jsonb_agg(jsonb_build_object('label', t.label, 'operation', t.operation,
                                                          'snapshot', t.snapshot, 'timing', t.timing,
-                                                         'condition', t.trigger_when)
+                                                         'condition', t.trigger_when, 'level', t.level)
                                       ORDER BY t.label)
                      FROM @extschema@._tracker t WHERE t.event_table = e.event_table), '[]') AS trackers,
            e.columns AS fields,
