@@ -162,7 +162,7 @@ _BY_SQLSTATE: dict[str, type[PghistoryError]] = {
     for state in cls.sqlstates
 }
 
-_INSTALL_HINT = "Install it with `pghistory install` or pghistory.install(conn)."
+_INSTALL_HINT = "Install or update it with `pghistory install` (pghistory.install(conn))."
 
 
 def _missing_pghistory(sqlstate: str | None, message: str) -> bool:
@@ -187,7 +187,7 @@ def from_psycopg(exc: psycopg.Error) -> PghistoryError:
         return ConnectionFailed(message, sqlstate=sqlstate, hint=hint, detail=detail)
     if _missing_pghistory(sqlstate, message):
         return NotInstalled(
-            f"pghistory is not installed in this database ({message})",
+            f"pghistory is not installed in this database, or is too old ({message})",
             sqlstate=sqlstate,
             hint=hint or _INSTALL_HINT,
             detail=detail,

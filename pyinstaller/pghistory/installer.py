@@ -16,6 +16,7 @@ Installing twice is harmless. Installing over an older version updates it
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,8 +158,14 @@ def copy_files(
         for source in sources:
             destination = target / source.name
             existed = destination.exists()
-            shutil.copyfile(source, destination)
-            destination.chmod(0o644)
+            # Write beside, then rename: a server reading the file never sees half of it.
+            partial = target / f".{source.name}.pghistory-partial"
+            try:
+                shutil.copyfile(source, partial)
+                partial.chmod(0o644)
+                os.replace(partial, destination)
+            finally:
+                partial.unlink(missing_ok=True)
             copied.append(destination)
             if not existed:
                 created.append(destination)
