@@ -20,7 +20,7 @@ class Fragment:
     params: tuple[object, ...] = ()
 
     def render(self) -> str:
-        """The SQL text, placeholders left as ``%s`` (for tests and debugging)."""
+        """The SQL text, placeholders left as ``%s`` (tests and debugging; psycopg >= 3.2)."""
         return self.query.as_string(None)
 
 

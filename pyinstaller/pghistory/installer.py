@@ -300,8 +300,9 @@ def uninstall(
 ) -> str:
     """Remove pghistory from the database; returns a sentence saying what was dropped.
 
-    Event tables live in your schemas and stay. If tables are still tracked, this
-    fails unless ``cascade`` (which drops their pghistory triggers too).
+    Event tables live in your schemas and stay. While tables are still tracked (their
+    triggers would fail without pghistory) this refuses, unless ``cascade``, which
+    first untracks them (``pghistory.untrack``: triggers go, history stays).
     """
     present = installed(conn)
     if present is None:
@@ -312,29 +313,29 @@ def uninstall(
         )
     hint = (
         "Untrack the tables first (pghistory untrack TABLE), or uninstall with --cascade "
-        "(cascade=True), which drops their pghistory triggers too; history stays."
+        "(cascade=True), which untracks them; their history stays."
     )
+    if present.kind == "extension":
+        what = f"dropped extension pghistory {present.version} and its schema pghistory"
+        statement = sql.SQL("DROP EXTENSION pghistory {}").format(
+            sql.SQL("CASCADE" if cascade else "RESTRICT")
+        )
+    else:
+        what = f"dropped schema pghistory (pghistory {present.version}, script install)"
+        statement = sql.SQL("DROP SCHEMA pghistory CASCADE").format()
     with conn.transaction():
         with translate():
             _lock(conn)
-        if present.kind == "extension":
-            statement = sql.SQL("DROP EXTENSION pghistory {}").format(
-                sql.SQL("CASCADE" if cascade else "RESTRICT")
+            tracked = [str(row[0]) for row in conn.execute(_TRACKED).fetchall()]
+        if tracked and not cascade:
+            raise DependentObjectsStillExist(
+                f"cannot uninstall pghistory: tables are still tracked: {', '.join(tracked)}",
+                sqlstate="2BP01",
+                hint=hint,
             )
-            what = f"dropped extension pghistory {present.version} and its schema pghistory"
-        else:
-            statement = sql.SQL("DROP SCHEMA pghistory CASCADE").format()
-            what = f"dropped schema pghistory (pghistory {present.version}, script install)"
-            if not cascade:
-                with translate():
-                    users = conn.execute(_TRIGGER_USERS).fetchall()
-                if users:
-                    tables = ", ".join(sorted({str(row[0]) for row in users}))
-                    raise DependentObjectsStillExist(
-                        f"cannot uninstall pghistory: tables are still tracked: {tables}",
-                        sqlstate="2BP01",
-                        hint=hint,
-                    )
+        with translate():
+            for target in tracked:
+                conn.execute("SELECT pghistory.untrack(%s::regclass)", (target,))
         try:
             conn.execute(statement)
         except psycopg.errors.DependentObjectsStillExist as exc:
@@ -343,19 +344,16 @@ def uninstall(
                 + (exc.diag.message_primary or "other objects depend on it"),
                 sqlstate=exc.sqlstate,
                 detail=exc.diag.message_detail,
-                hint=hint,
+                hint="Drop them first, or uninstall with --cascade (cascade=True).",
             ) from exc
         except psycopg.Error as exc:
             raise from_psycopg(exc) from exc
+    if tracked:
+        what += f"; untracked {', '.join(tracked)}"
     return what + "; event tables stay"
 
 
-# Tables whose triggers call functions of schema pghistory.
-_TRIGGER_USERS = sql.SQL(
-    "SELECT DISTINCT t.tgrelid::regclass::text"
-    " FROM pg_catalog.pg_trigger t"
-    " JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid"
-    " WHERE p.pronamespace = 'pghistory'::regnamespace"
-    " AND t.tgrelid NOT IN (SELECT c.oid FROM pg_catalog.pg_class c"
-    "   WHERE c.relnamespace = 'pghistory'::regnamespace)"
-)
+# Tables whose tracking is active (they have pghistory triggers).
+_TRACKED = sql.SQL(
+    "SELECT DISTINCT target::text FROM pghistory.tracking WHERE active ORDER BY 1"
+).format()

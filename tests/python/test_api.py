@@ -32,9 +32,10 @@ def schema(conn: psycopg.Connection[Any], request: pytest.FixtureRequest) -> Ite
 
 
 def run(conn: psycopg.Connection[Any], schema: str, statement: str) -> None:
-    """Run SQL with the test's schema first on the search_path."""
-    conn.execute(sql.SQL("SET search_path = {}, public").format(sql.Identifier(schema)))
-    conn.execute(statement.encode())
+    """Run SQL with the test's schema first on the search_path (for this statement only)."""
+    with conn.transaction():
+        conn.execute(sql.SQL("SET LOCAL search_path = {}, public").format(sql.Identifier(schema)))
+        conn.execute(statement.encode())
 
 
 def labels(rows: list[dict[str, Any]]) -> list[str]:
