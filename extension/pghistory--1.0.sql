@@ -73,12 +73,13 @@ CREATE INDEX ON @extschema@._tracker (event_table);
 ALTER TABLE @extschema@._event_table ENABLE ROW LEVEL SECURITY;
 ALTER TABLE @extschema@._tracker ENABLE ROW LEVEL SECURITY;
 CREATE POLICY read_all ON @extschema@._event_table FOR SELECT USING (true);
+-- An event table row must name a table and an event table that both belong to the caller.
 CREATE POLICY owner_insert ON @extschema@._event_table FOR INSERT
-    WITH CHECK (EXISTS (SELECT FROM pg_catalog.pg_class c
-                        WHERE c.oid = target AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')));
+    WITH CHECK (2 = (SELECT count(*) FROM pg_catalog.pg_class c
+                     WHERE c.oid IN (target, event_table) AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')));
 CREATE POLICY owner_update ON @extschema@._event_table FOR UPDATE
-    USING (EXISTS (SELECT FROM pg_catalog.pg_class c
-                   WHERE c.oid = target AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')));
+    USING (2 = (SELECT count(*) FROM pg_catalog.pg_class c
+                WHERE c.oid IN (target, event_table) AND pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')));
 CREATE POLICY owner_delete ON @extschema@._event_table FOR DELETE
     USING (NOT EXISTS (SELECT FROM pg_catalog.pg_class c
                        WHERE c.oid = target AND NOT pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')));
@@ -823,10 +824,26 @@ CREATE FUNCTION @extschema@._sql_drop_trigger()
 AS $function$
 -- After DROP TABLE / DROP SCHEMA: forget what was tracked there (not while pghistory itself goes).
 BEGIN
-    IF EXISTS (SELECT FROM pg_event_trigger_dropped_objects() d WHERE d.object_type = 'table')
-       AND NOT EXISTS (SELECT FROM pg_event_trigger_dropped_objects() d
-                       WHERE d.object_type = 'extension' AND d.object_identity = 'pghistory') THEN
+    IF NOT EXISTS (SELECT FROM pg_event_trigger_dropped_objects() d
+                   WHERE d.object_type = 'extension' AND d.object_identity = 'pghistory') THEN
         PERFORM @extschema@._forget_dropped();
+        PERFORM @extschema@._refresh_events_view();
+    END IF;
+END
+$function$;
+
+
+CREATE FUNCTION @extschema@._drop_start_trigger()
+    RETURNS event_trigger
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Before a DROP: pghistory.events reads every event table, so it would block dropping one. Empty it
+-- for the command; _sql_drop_trigger() rebuilds it (all in the dropping transaction).
+BEGIN
+    IF to_regclass('@extschema@.events') IS NOT NULL THEN
+        PERFORM @extschema@._refresh_events_view(true);
     END IF;
 END
 $function$;
@@ -838,6 +855,9 @@ BEGIN
         CREATE EVENT TRIGGER pghistory_sql_drop ON sql_drop
             WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
             EXECUTE FUNCTION @extschema@._sql_drop_trigger();
+        CREATE EVENT TRIGGER pghistory_drop_start ON ddl_command_start
+            WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+            EXECUTE FUNCTION @extschema@._drop_start_trigger();
     END IF;
 END
 $do$;
@@ -1182,6 +1202,7 @@ BEGIN
                            v_event.trigger_function::oid::regproc, v_tracker.label);
         END LOOP;
     END IF;
+    PERFORM @extschema@._refresh_events_view();
     RETURN v_table;
 END
 $function$;
@@ -1240,6 +1261,7 @@ BEGIN
         PERFORM @extschema@._drop_triggers(v_table);
         IF drop_events THEN
             DELETE FROM @extschema@._event_table WHERE event_table = v_table;
+            PERFORM @extschema@._refresh_events_view();   -- the view must let go of it first
             EXECUTE format('DROP TABLE %s', v_table);
         END IF;
     END LOOP;
@@ -1251,6 +1273,7 @@ BEGIN
                                 coalesce((SELECT string_agg(e.event_table::text, ', ') FROM @extschema@._event_table e
                                           WHERE e.target = untrack.target), 'none'));
     END IF;
+    PERFORM @extschema@._refresh_events_view();
 END
 $function$;
 COMMENT ON FUNCTION @extschema@.untrack(regclass, text, boolean) IS
@@ -1353,6 +1376,79 @@ COMMENT ON VIEW @extschema@.tracking IS
     'pghistory: one row per event table: the tracked table, its trackers (label, operation, snapshot, timing, condition), tracked fields and options';
 
 
+CREATE VIEW @extschema@.events AS
+    SELECT NULL::text AS pgh_slug, NULL::regclass AS pgh_model, NULL::bigint AS pgh_id,
+           NULL::timestamptz AS pgh_created_at, NULL::text AS pgh_label, NULL::regclass AS pgh_obj_model,
+           NULL::text AS pgh_obj_id, NULL::jsonb AS pgh_data, NULL::jsonb AS pgh_diff,
+           NULL::uuid AS pgh_context_id, NULL::jsonb AS pgh_context
+    WHERE false;
+COMMENT ON VIEW @extschema@.events IS
+    'pghistory: every event of every event table you may read, with its data, its diff against the previous event of the same object, and its context';
+
+
+CREATE FUNCTION @extschema@._refresh_events_view(p_empty boolean DEFAULT false)
+    RETURNS void
+    LANGUAGE plpgsql
+    VOLATILE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Rebuild pghistory.events as a UNION ALL over the registered event tables. It runs as the extension
+-- owner (who owns the view); each branch shows rows only to those who may SELECT that event table,
+-- a check PostgreSQL makes once per branch, and a filter on pgh_obj_model prunes whole branches.
+-- Tables appear as oid constants (a regclass literal would be a dependency): the view depends on no
+-- table but its event tables (through FROM);
+-- p_empty drops even those, for the moment a DROP runs (see the event triggers).
+DECLARE
+    v_branches text;
+BEGIN
+    -- One rebuild at a time, reading the registry after the previous one committed.
+    PERFORM pg_advisory_xact_lock(hashtext('pghistory.events'));
+    SELECT string_agg(format($branch$
+    SELECT %1$L || ':' || e.pgh_id AS pgh_slug, %2$s::oid::regclass AS pgh_model, e.pgh_id, e.pgh_created_at,
+           e.pgh_label, %3$s::oid::regclass AS pgh_obj_model, %4$s AS pgh_obj_id, d.data AS pgh_data,
+           %5$s AS pgh_diff, %6$s AS pgh_context_id, %7$s AS pgh_context
+    FROM %1$s AS e
+    CROSS JOIN LATERAL (SELECT to_jsonb(e) - %8$L::text[] AS data) AS d
+    %9$s
+    %10$s
+    WHERE has_table_privilege(%2$s::oid, 'SELECT')$branch$,
+            ev.event_table::text, ev.event_table::oid, ev.target::oid,
+            CASE WHEN ev.obj_field IS NULL THEN 'NULL::text' ELSE format('e.%I::text', ev.obj_field) END,
+            CASE WHEN ev.obj_field IS NULL THEN 'NULL::jsonb'
+                 ELSE 'CASE WHEN prev.data IS NOT NULL THEN
+                         (SELECT coalesce(jsonb_object_agg(n.key, jsonb_build_array(o.value, n.value)), ''{}'')
+                          FROM jsonb_each(d.data) n JOIN jsonb_each(prev.data) o ON o.key = n.key
+                          WHERE n.value IS DISTINCT FROM o.value) END' END,
+            CASE WHEN ev.context_mode = 'id' THEN format('e.%I', ev.context_field) ELSE 'NULL::uuid' END,
+            CASE ev.context_mode WHEN 'id' THEN 'c.metadata' WHEN 'json' THEN format('e.%I', ev.context_field)
+                                 ELSE 'NULL::jsonb' END,
+            ARRAY['pgh_id', 'pgh_created_at', 'pgh_label']
+                || array_remove(ARRAY[ev.obj_field, ev.context_field]::text[], NULL),
+            CASE WHEN ev.obj_field IS NULL THEN ''
+                 ELSE format('LEFT JOIN LATERAL (SELECT to_jsonb(p) - %1$L::text[] AS data FROM %2$s AS p
+                              WHERE p.%3$I = e.%3$I AND p.pgh_id < e.pgh_id ORDER BY p.pgh_id DESC LIMIT 1) AS prev ON true',
+                             ARRAY['pgh_id', 'pgh_created_at', 'pgh_label']
+                                 || array_remove(ARRAY[ev.obj_field, ev.context_field]::text[], NULL),
+                             ev.event_table, ev.obj_field) END,
+            CASE WHEN ev.context_mode = 'id'
+                 THEN format('LEFT JOIN @extschema@.context AS c ON c.id = e.%I', ev.context_field) ELSE '' END),
+        E'\n    UNION ALL' ORDER BY ev.event_table::text)
+    INTO v_branches
+    FROM @extschema@._event_table ev
+    WHERE has_table_privilege(ev.event_table, 'SELECT')   -- the view owner must be able to read it
+      AND NOT p_empty;
+    EXECUTE 'CREATE OR REPLACE VIEW @extschema@.events AS'
+            || coalesce(v_branches, $empty$
+    SELECT NULL::text AS pgh_slug, NULL::regclass AS pgh_model, NULL::bigint AS pgh_id,
+           NULL::timestamptz AS pgh_created_at, NULL::text AS pgh_label, NULL::regclass AS pgh_obj_model,
+           NULL::text AS pgh_obj_id, NULL::jsonb AS pgh_data, NULL::jsonb AS pgh_diff,
+           NULL::uuid AS pgh_context_id, NULL::jsonb AS pgh_context
+    WHERE false$empty$);
+END
+$function$;
+
+
 --------------------------------------------------------------------------------------------------
 -- Grants
 --------------------------------------------------------------------------------------------------
@@ -1361,5 +1457,5 @@ COMMENT ON VIEW @extschema@.tracking IS
 -- call the "_" helpers, so those stay executable too; each is pure or checks ownership itself, and
 -- row-level security keeps registry rows writable only by the owners of the tables they describe.
 GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
-GRANT SELECT ON @extschema@.tracking, @extschema@.context TO PUBLIC;
+GRANT SELECT ON @extschema@.tracking, @extschema@.events, @extschema@.context TO PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@._event_table, @extschema@._tracker TO PUBLIC;
