@@ -98,7 +98,7 @@ def _cell(value: object) -> str:
     if isinstance(value, bool):
         return "t" if value else "f"
     if isinstance(value, datetime.datetime):
-        return value.isoformat(sep=" ")
+        return value.isoformat(sep=" ", timespec="milliseconds")
     if isinstance(value, list | tuple) and all(
         isinstance(item, dict) and "label" in item for item in value
     ):

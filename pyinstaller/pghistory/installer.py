@@ -348,6 +348,16 @@ def uninstall(
             ) from exc
         except psycopg.Error as exc:
             raise from_psycopg(exc) from exc
+        if present.kind == "extension":
+            # CREATE EXTENSION made schema pghistory, but DROP EXTENSION leaves it behind:
+            # drop it too unless something else was put there.
+            try:
+                with conn.transaction():
+                    conn.execute("DROP SCHEMA IF EXISTS pghistory RESTRICT")
+            except psycopg.errors.DependentObjectsStillExist:
+                what = what.replace(
+                    "and its schema pghistory", "(schema pghistory kept: it holds other objects)"
+                )
     if tracked:
         what += f"; untracked {', '.join(tracked)}"
     return what + "; event tables stay"

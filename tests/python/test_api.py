@@ -234,7 +234,8 @@ def test_context_rolls_back_with_its_block(conn: psycopg.Connection[Any], schema
         run(conn, schema, "INSERT INTO acct VALUES (1, 1)")
         raise RuntimeError("boom")
     assert pghistory.events(conn, f"{schema}.acct") == []
-    assert conn.execute("SELECT count(*) FROM acct").fetchone() == (0,)
+    count = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, "acct")))
+    assert count.fetchone() == (0,)
 
 
 def test_context_in_an_open_transaction(db_dsn: str, schema: str) -> None:
@@ -307,18 +308,19 @@ def test_more_trackers(conn: psycopg.Connection[Any], schema: str) -> None:
     [
         (pghistory.Q(new__name="O'Brien"), ["O'Brien"]),
         (pghistory.Q(new__name="back\\slash"), ["back\\slash"]),
-        (pghistory.Q(new__name__in=["O'Brien", "x"]), ["O'Brien"]),
-        (~pghistory.Q(new__name="O'Brien"), ["x", "back\\slash", None]),
+        (pghistory.Q(new__name__in=["O'Brien", "x"]), ["O'Brien", "x"]),
+        # NOT (NULL = 'O''Brien') is NULL: SQL's three-valued logic, as in a WHEN clause
+        (~pghistory.Q(new__name="O'Brien"), ["x", "back\\slash"]),
         (pghistory.Q(new__name__isnull=True), [None]),
         (
             pghistory.Q(new__name__df=pghistory.F("old__name")) & pghistory.Q(new__n__gt=1),
-            ["back\\slash", None],
+            ["x", "back\\slash", None],
         ),
         (pghistory.Q(new__name="x") | pghistory.Q(new__n__gte=4), ["x", None]),
         (pghistory.Condition("NEW.n % 2 = 0"), ["x", None]),
         (
             pghistory.AnyChange("name") & ~pghistory.Q(new__name="x"),
-            ["O'Brien", "back\\slash", None],
+            ["O'Brien", "back\\slash"],
         ),
         (pghistory.AnyDontChange("name", "n"), []),
     ],

@@ -34,7 +34,7 @@ def check_history(out: str) -> None:
     history = out[out.index("history of") :]
     table = history.splitlines()
     assert table[1].split("|")[0].strip() == "pgh_id"
-    assert "(9 rows)" in history
+    assert "(7 rows)" in history
     for label in ("insert", "update", "money_down", "delete"):
         assert f" {label} " in history
     assert '"reason": "payday"' in history
