@@ -39,6 +39,7 @@ CREATE TABLE @extschema@._event_table (
     event_table      regclass PRIMARY KEY,
     target           regclass NOT NULL,
     columns          name[] NOT NULL,          -- tracked columns of target, in table order
+    attnums          smallint[] NOT NULL,      -- their attribute numbers, to follow renames
     fields           name[],                   -- the fields => list as given (NULL: all columns)
     exclude          name[],                   -- the exclude => list as given
     obj_field        name,                     -- object reference column, NULL for none
@@ -848,19 +849,6 @@ BEGIN
 END
 $function$;
 
--- Event triggers need a superuser; without one, track()/untrack() clean up instead.
-DO $do$
-BEGIN
-    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
-        CREATE EVENT TRIGGER pghistory_sql_drop ON sql_drop
-            WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
-            EXECUTE FUNCTION @extschema@._sql_drop_trigger();
-        CREATE EVENT TRIGGER pghistory_drop_start ON ddl_command_start
-            WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
-            EXECUTE FUNCTION @extschema@._drop_start_trigger();
-    END IF;
-END
-$do$;
 
 
 CREATE FUNCTION @extschema@._resolve_event_table(p_target regclass, p_model_name text)
@@ -967,6 +955,7 @@ BEGIN
             USING ERRCODE = 'wrong_object_type', HINT = 'Only ordinary and partitioned tables can be tracked.';
     END IF;
     PERFORM @extschema@._check_owner(target, 'track');
+    PERFORM set_config('pghistory.busy', 'on', true);   -- our own DDL must not re-enter sync()
     PERFORM @extschema@._forget_dropped();
 
     -- Options
@@ -1030,7 +1019,9 @@ BEGIN
                        WHERE (fields IS NULL OR c.attname = ANY (fields))
                          AND (exclude IS NULL OR c.attname <> ALL (exclude))
                        ORDER BY c.attnum);
-    v_event := ROW(NULL, target, v_columns, fields, exclude, NULL, NULL, context_mode,
+    v_event := ROW(NULL, target, v_columns,
+                   ARRAY(SELECT c.attnum FROM @extschema@._columns(target) c WHERE c.attname = ANY (v_columns) ORDER BY c.attnum),
+                   fields, exclude, NULL, NULL, context_mode,
                    coalesce(context_field, CASE context_mode WHEN 'json' THEN 'pgh_context' ELSE 'pgh_context_id' END),
                    append_only, level, NULL, coalesce(v_old.created_at, now()));
     IF context_mode = 'none' THEN
@@ -1122,9 +1113,9 @@ BEGIN
     IF v_old IS NULL THEN
         INSERT INTO @extschema@._event_table SELECT v_event.*;
     ELSE
-        UPDATE @extschema@._event_table e SET (columns, fields, exclude, obj_field, obj_key, context_mode,
+        UPDATE @extschema@._event_table e SET (columns, attnums, fields, exclude, obj_field, obj_key, context_mode,
                                               context_field, append_only, level)
-            = (v_event.columns, v_event.fields, v_event.exclude, v_event.obj_field, v_event.obj_key,
+            = (v_event.columns, v_event.attnums, v_event.fields, v_event.exclude, v_event.obj_field, v_event.obj_key,
                v_event.context_mode, v_event.context_field, v_event.append_only, v_event.level)
         WHERE e.event_table = v_table;
     END IF;
@@ -1203,6 +1194,7 @@ BEGIN
         END LOOP;
     END IF;
     PERFORM @extschema@._refresh_events_view();
+    PERFORM set_config('pghistory.busy', '', true);
     RETURN v_table;
 END
 $function$;
@@ -1248,6 +1240,7 @@ DECLARE
     v_count int := 0;
 BEGIN
     PERFORM @extschema@._check_owner(target, 'untrack');
+    PERFORM set_config('pghistory.busy', 'on', true);
     PERFORM @extschema@._forget_dropped();
     IF model_name IS NOT NULL THEN
         v_name := @extschema@._resolve_event_table(target, model_name);
@@ -1274,10 +1267,135 @@ BEGIN
                                           WHERE e.target = untrack.target), 'none'));
     END IF;
     PERFORM @extschema@._refresh_events_view();
+    PERFORM set_config('pghistory.busy', '', true);
 END
 $function$;
 COMMENT ON FUNCTION @extschema@.untrack(regclass, text, boolean) IS
     'Stop recording the history of a table (one event table or all); drop_events also drops the history';
+
+
+CREATE FUNCTION @extschema@._rename_in_condition(p_condition text, p_old name, p_new name)
+    RETURNS text
+    LANGUAGE sql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+    -- Follow a column rename in a stored condition: OLD.col / NEW.col references, and the column
+    -- lists of any_change()-style placeholders (JSON strings, which also match NEW."Quoted Name").
+    SELECT replace(
+        regexp_replace(p_condition,
+                       '((?:OLD|NEW)\.)' || regexp_replace(quote_ident(p_old), '([.^$*+?()\[\]{}|\\])', '\\\1', 'g')
+                           || '(?![[:alnum:]_$"])',
+                       '\1' || replace(quote_ident(p_new), '\', '\\'), 'gi'),
+        to_jsonb(p_old::text)::text, to_jsonb(p_new::text)::text)
+$function$;
+
+
+CREATE FUNCTION @extschema@.sync(target regclass DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Bring event tables and triggers in step with schema changes of the tracked tables: a renamed column
+-- is renamed in the history, an added one is added (when every column is tracked), a dropped one
+-- stays for past events, a changed type is changed where the old values cast. Where the extension was
+-- created by a superuser, an event trigger runs this after every ALTER TABLE.
+DECLARE
+    v_event   @extschema@._event_table;
+    v_column  record;
+    v_fields  name[];
+    v_exclude name[];
+BEGIN
+    IF target IS NOT NULL THEN
+        PERFORM @extschema@._check_owner(target, 'sync');
+        IF NOT EXISTS (SELECT FROM @extschema@._event_table e WHERE e.target = sync.target) THEN
+            RAISE EXCEPTION 'pghistory: % is not tracked', target
+                USING ERRCODE = 'undefined_object', HINT = 'See SELECT * FROM pghistory.tracking.';
+        END IF;
+    END IF;
+    PERFORM @extschema@._forget_dropped();
+    FOR v_event IN
+        SELECT e.* FROM @extschema@._event_table e JOIN pg_class c ON c.oid = e.target
+        WHERE (sync.target IS NULL OR e.target = sync.target) AND e.trigger_function IS NOT NULL
+          AND pg_has_role(current_user, c.relowner, 'USAGE')
+        ORDER BY e.event_table::text
+    LOOP
+        PERFORM set_config('pghistory.busy', 'on', true);
+        v_fields := v_event.fields;
+        v_exclude := v_event.exclude;
+        FOR v_column IN
+            SELECT u.name AS old_name, a.attname AS new_name, a.attisdropped OR a.attname IS NULL AS dropped,
+                   format_type(a.atttypid, a.atttypmod) AS type_sql,
+                   (SELECT format_type(h.atttypid, h.atttypmod) FROM pg_attribute h
+                    WHERE h.attrelid = v_event.event_table AND h.attname = u.name AND NOT h.attisdropped) AS history_type
+            FROM unnest(v_event.columns, v_event.attnums) AS u(name, num)
+            LEFT JOIN pg_attribute a ON a.attrelid = v_event.target AND a.attnum = u.num
+        LOOP
+            IF v_column.dropped THEN
+                -- The history column stays for past events; the table no longer has it.
+                v_fields := array_remove(v_fields, v_column.old_name);
+                v_exclude := array_remove(v_exclude, v_column.old_name);
+                CONTINUE;
+            END IF;
+            IF v_column.new_name <> v_column.old_name THEN
+                EXECUTE format('ALTER TABLE %s RENAME COLUMN %I TO %I', v_event.event_table, v_column.old_name, v_column.new_name);
+                v_fields := array_replace(v_fields, v_column.old_name, v_column.new_name);
+                v_exclude := array_replace(v_exclude, v_column.old_name, v_column.new_name);
+                UPDATE @extschema@._tracker t
+                SET condition = @extschema@._rename_in_condition(t.condition, v_column.old_name, v_column.new_name)
+                WHERE t.event_table = v_event.event_table AND t.condition IS NOT NULL;
+            END IF;
+            IF v_column.history_type IS DISTINCT FROM v_column.type_sql THEN
+                BEGIN
+                    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I TYPE %s USING %I::%s', v_event.event_table,
+                                   v_column.new_name, v_column.type_sql, v_column.new_name, v_column.type_sql);
+                EXCEPTION WHEN cannot_coerce OR datatype_mismatch OR invalid_text_representation
+                               OR numeric_value_out_of_range OR string_data_right_truncation THEN
+                    RAISE EXCEPTION 'pghistory: the history of column "%" of % cannot be converted to %',
+                                    v_column.new_name, v_event.target, v_column.type_sql
+                        USING ERRCODE = 'datatype_mismatch',
+                              HINT = format('Convert %s.%I yourself (ALTER TABLE ... USING), then run pghistory.sync(%L).',
+                                            v_event.event_table, v_column.new_name, v_event.target::text);
+                END;
+            END IF;
+        END LOOP;
+        -- Track again with the stored configuration: new column lists, trigger function and triggers.
+        PERFORM @extschema@.track(
+            v_event.target,
+            ARRAY(SELECT ROW(t.label, t.operation, t.snapshot, t.timing, t.condition)::@extschema@.tracker
+                  FROM @extschema@._tracker t WHERE t.event_table = v_event.event_table ORDER BY t.label),
+            v_fields, v_exclude, v_event.event_table::text, v_event.obj_field, v_event.context_field,
+            v_event.context_mode, v_event.append_only, v_event.level);
+    END LOOP;
+END
+$function$;
+COMMENT ON FUNCTION @extschema@.sync(regclass) IS
+    'Follow schema changes of tracked tables (all you own, or one): renames, added, dropped and retyped columns';
+
+
+CREATE FUNCTION @extschema@._ddl_end_trigger()
+    RETURNS event_trigger
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- After ALTER TABLE on a tracked table or an event table: sync() it in the same transaction.
+DECLARE
+    v_target regclass;
+BEGIN
+    IF current_setting('pghistory.busy', true) = 'on' THEN
+        RETURN;   -- DDL issued by track()/sync() themselves
+    END IF;
+    FOR v_target IN
+        SELECT DISTINCT e.target FROM pg_event_trigger_ddl_commands() d
+        JOIN @extschema@._event_table e ON d.objid IN (e.target, e.event_table)
+        WHERE d.classid = 'pg_class'::regclass AND e.trigger_function IS NOT NULL
+    LOOP
+        PERFORM @extschema@.sync(v_target);
+    END LOOP;
+END
+$function$;
 
 
 --------------------------------------------------------------------------------------------------
@@ -1447,6 +1565,29 @@ BEGIN
     WHERE false$empty$);
 END
 $function$;
+
+
+--------------------------------------------------------------------------------------------------
+-- Event triggers
+--------------------------------------------------------------------------------------------------
+
+-- Event triggers need a superuser. Without them, track()/untrack() tidy up after dropped tables and
+-- pghistory.sync() follows schema changes when called.
+DO $do$
+BEGIN
+    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        CREATE EVENT TRIGGER pghistory_sql_drop ON sql_drop
+            WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+            EXECUTE FUNCTION @extschema@._sql_drop_trigger();
+        CREATE EVENT TRIGGER pghistory_alter_table ON ddl_command_end
+            WHEN TAG IN ('ALTER TABLE')
+            EXECUTE FUNCTION @extschema@._ddl_end_trigger();
+        CREATE EVENT TRIGGER pghistory_drop_start ON ddl_command_start
+            WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
+            EXECUTE FUNCTION @extschema@._drop_start_trigger();
+    END IF;
+END
+$do$;
 
 
 --------------------------------------------------------------------------------------------------
