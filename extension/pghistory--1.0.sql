@@ -446,7 +446,7 @@ AS $function$
 -- The one place where a tracker is checked: every constructor and track() go through it.
 DECLARE
     v_operation text := lower(p_operation);
-    v_snapshot  text := lower(coalesce(p_snapshot, CASE WHEN lower(p_operation) = 'delete' THEN 'old' ELSE 'new' END));
+    v_snapshot  text := lower(coalesce(p_snapshot, CASE WHEN lower(p_operation) IN ('delete', 'truncate') THEN 'old' ELSE 'new' END));
     v_timing    text := lower(p_timing);
 BEGIN
     IF p_label IS NULL OR p_label = '' THEN
@@ -454,10 +454,10 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Pass label => ''...''; it is stored in pgh_label of every event.';
     END IF;
-    IF v_operation IS NULL OR v_operation NOT IN ('insert', 'update', 'delete', 'insert_or_update', 'manual') THEN
+    IF v_operation IS NULL OR v_operation NOT IN ('insert', 'update', 'delete', 'insert_or_update', 'truncate', 'manual') THEN
         RAISE EXCEPTION 'pghistory: unknown operation "%" for tracker "%"', p_operation, p_label
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use insert, update, delete or insert_or_update.';
+                  HINT = 'Use insert, update, delete, insert_or_update or truncate.';
     END IF;
     IF v_snapshot NOT IN ('old', 'new') THEN
         RAISE EXCEPTION 'pghistory: unknown snapshot "%" for tracker "%"', p_snapshot, p_label
@@ -465,14 +465,14 @@ BEGIN
                   HINT = 'Use snapshot => ''old'' (the row before the change) or ''new'' (after).';
     END IF;
     IF v_snapshot = 'old' AND v_operation IN ('insert', 'insert_or_update', 'manual') THEN
-        RAISE EXCEPTION 'pghistory: tracker "%" cannot store the old row of an insert', p_label
+        RAISE EXCEPTION 'pghistory: tracker "%" cannot store the old row of an %', p_label, replace(v_operation, '_', ' ')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'An inserted row has no old version: use snapshot => ''new''.';
     END IF;
-    IF v_snapshot = 'new' AND v_operation = 'delete' THEN
-        RAISE EXCEPTION 'pghistory: tracker "%" cannot store the new row of a delete', p_label
+    IF v_snapshot = 'new' AND v_operation IN ('delete', 'truncate') THEN
+        RAISE EXCEPTION 'pghistory: tracker "%" cannot store the new row of a %', p_label, v_operation
             USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'A deleted row has no new version: use snapshot => ''old''.';
+                  HINT = 'A deleted or truncated row has no new version: use snapshot => ''old''.';
     END IF;
     IF v_operation = 'manual' THEN
         IF p_condition IS NOT NULL THEN
@@ -481,6 +481,13 @@ BEGIN
                       HINT = 'Manual events are written only by pghistory.create_event().';
         END IF;
         v_timing := NULL;
+    ELSIF v_operation = 'truncate' THEN
+        IF p_condition IS NOT NULL THEN
+            RAISE EXCEPTION 'pghistory: truncate tracker "%" cannot have a condition', p_label
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'A truncation records every row of the table.';
+        END IF;
+        v_timing := 'before';   -- the rows must still be there
     ELSIF v_timing IS NULL OR v_timing NOT IN ('after', 'before') THEN
         RAISE EXCEPTION 'pghistory: unknown timing "%" for tracker "%"', p_timing, p_label
             USING ERRCODE = 'invalid_parameter_value',
@@ -525,6 +532,15 @@ CREATE FUNCTION @extschema@.manual_event(label text)
     RETURN @extschema@._tracker(label, 'manual', 'new', NULL, NULL);
 COMMENT ON FUNCTION @extschema@.manual_event(text) IS
     'Tracker with no trigger: its events are written by pghistory.create_event()';
+
+CREATE FUNCTION @extschema@.truncate_event(label text DEFAULT 'truncate')
+    RETURNS @extschema@.tracker
+    LANGUAGE sql
+    IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN @extschema@._tracker(label, 'truncate', 'old', 'before', NULL);
+COMMENT ON FUNCTION @extschema@.truncate_event(text) IS
+    'Tracker: before a TRUNCATE, store every row of the table (default label truncate), so truncation never erases history';
 
 CREATE FUNCTION @extschema@.row_event(label text, operation text, snapshot text DEFAULT NULL,
                                       condition text DEFAULT NULL, timing text DEFAULT 'after')
@@ -684,6 +700,7 @@ BEGIN
             CASE t.operation
                 WHEN 'insert' THEN 'pgh_new AS new'
                 WHEN 'delete' THEN 'pgh_old AS old'
+                WHEN 'truncate' THEN format('%s AS old', p_event.target)
                 -- FULL JOIN (both sides have the same rows) can only be a hash or merge join: the plan is
                 -- cached from the first, maybe one-row, statement and must not be a nested loop.
                 ELSE '(SELECT row_number() OVER () AS pgh_row, * FROM pgh_old) AS old '
@@ -1130,7 +1147,9 @@ BEGIN
     FOREACH v_tracker IN ARRAY v_trackers LOOP
         v_when := NULL;
         v_trigger := NULL;
-        IF v_tracker.operation <> 'manual' THEN
+        IF v_tracker.operation = 'truncate' THEN
+            v_trigger := @extschema@._choose_name('pghistory_' || v_tracker.label, '');
+        ELSIF v_tracker.operation <> 'manual' THEN
             -- Update events fire only when a tracked column changed, unless a condition says otherwise.
             v_when := @extschema@._expand_condition(
                 target,
@@ -1168,6 +1187,7 @@ BEGIN
         VALUES (target, v_tracker.label, v_table, v_tracker.operation, v_tracker.snapshot, v_tracker.timing,
                 v_tracker.condition, v_when, v_trigger,
                 CASE WHEN v_tracker.operation = 'manual' THEN NULL
+                     WHEN v_tracker.operation = 'truncate' THEN 'statement'
                      -- Transition tables exist only for AFTER triggers with one event, and not on
                      -- partitioned tables or partitions (statement triggers there miss direct writes).
                      WHEN track.level = 'row' OR v_tracker.timing = 'before' OR v_tracker.operation = 'insert_or_update'
@@ -1184,6 +1204,11 @@ BEGIN
             WHERE t.event_table = v_table AND t.level = 'statement'
         LOOP
             v_trigger := @extschema@._choose_name('pghistory_' || v_tracker.label, '');
+            IF v_tracker.operation = 'truncate' THEN
+                EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%L)',
+                               v_trigger, target, v_event.trigger_function::oid::regproc, v_tracker.label);
+                CONTINUE;
+            END IF;
             EXECUTE format('DROP TRIGGER %I ON %s', v_trigger, target);
             EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT EXECUTE FUNCTION %s(%L)',
                            v_trigger, upper(v_tracker.operation), target,
@@ -1374,13 +1399,33 @@ COMMENT ON FUNCTION @extschema@.sync(regclass) IS
     'Follow schema changes of tracked tables (all you own, or one): renames, added, dropped and retyped columns';
 
 
+CREATE FUNCTION @extschema@._needs_sync(p_event_table regclass)
+    RETURNS boolean
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+    -- Whether the generated code no longer matches the tables: a column renamed, retyped or added
+    -- (verify() reports those), or a table renamed or moved (the code names them).
+    SELECT EXISTS (SELECT FROM @extschema@.verify() v
+                   WHERE v.event_table = p_event_table AND v.problem LIKE '%run pghistory.sync%')
+        OR EXISTS (SELECT FROM @extschema@._event_table e JOIN pg_proc p ON p.oid = e.trigger_function
+                   WHERE e.event_table = p_event_table
+                     AND (strpos(p.prosrc, format('INSERT INTO %s (', e.event_table)) = 0
+                          OR (strpos(p.prosrc, 'FROM ' || e.target::text || ' AS old') = 0
+                              AND EXISTS (SELECT FROM @extschema@._tracker t
+                                          WHERE t.event_table = e.event_table AND t.operation = 'truncate'))))
+$function$;
+
+
 CREATE FUNCTION @extschema@._ddl_end_trigger()
     RETURNS event_trigger
     LANGUAGE plpgsql
     VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $function$
--- After ALTER TABLE on a tracked table or an event table: sync() it in the same transaction.
+-- After ALTER TABLE on a tracked table or an event table: sync() it in the same transaction when the
+-- change concerns history (other changes, such as DISABLE TRIGGER, are left for verify() to report).
 DECLARE
     v_target regclass;
 BEGIN
@@ -1391,11 +1436,79 @@ BEGIN
         SELECT DISTINCT e.target FROM pg_event_trigger_ddl_commands() d
         JOIN @extschema@._event_table e ON d.objid IN (e.target, e.event_table)
         WHERE d.classid = 'pg_class'::regclass AND e.trigger_function IS NOT NULL
+          AND @extschema@._needs_sync(e.event_table)
     LOOP
         PERFORM @extschema@.sync(v_target);
     END LOOP;
 END
 $function$;
+
+
+CREATE FUNCTION @extschema@.verify()
+    RETURNS TABLE (target regclass, event_table regclass, problem text)
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+    -- Everything that would let history be lost, forged or bypassed, one row per problem.
+    -- Triggers missing or disabled
+    SELECT t.target, t.event_table,
+           format('trigger %I of tracker "%s" is %s', t.trigger_name, t.label,
+                  CASE WHEN g.oid IS NULL THEN 'missing' ELSE 'disabled' END)
+    FROM @extschema@._tracker t
+    LEFT JOIN pg_trigger g ON g.tgrelid = t.target AND g.tgname = t.trigger_name
+    WHERE t.trigger_name IS NOT NULL AND (g.oid IS NULL OR g.tgenabled = 'D')
+    UNION ALL
+    -- Columns out of step with the table (renamed, retyped or added while no event trigger ran)
+    SELECT e.target, e.event_table, format('column %I %s: run pghistory.sync(%L)', coalesce(a.attname, u.name),
+                                           CASE WHEN a.attnum IS NULL THEN 'was dropped from the table'
+                                                ELSE 'is out of step with its history' END,
+                                           e.target::text)
+    FROM @extschema@._event_table e
+    CROSS JOIN LATERAL unnest(e.columns, e.attnums) AS u(name, num)
+    LEFT JOIN pg_attribute a ON a.attrelid = e.target AND a.attnum = u.num AND NOT a.attisdropped
+    LEFT JOIN pg_attribute h ON h.attrelid = e.event_table AND h.attname = u.name AND NOT h.attisdropped
+    WHERE e.trigger_function IS NOT NULL
+      AND (a.attnum IS NULL OR a.attname <> u.name OR h.attnum IS NULL
+           OR (a.atttypid, a.atttypmod) <> (h.atttypid, h.atttypmod))
+    UNION ALL
+    SELECT e.target, e.event_table, format('column %I is not tracked yet: run pghistory.sync(%L)', a.attname, e.target::text)
+    FROM @extschema@._event_table e
+    JOIN pg_attribute a ON a.attrelid = e.target AND a.attnum > 0 AND NOT a.attisdropped
+    WHERE e.trigger_function IS NOT NULL AND e.fields IS NULL AND a.attnum <> ALL (e.attnums)
+      AND a.attname <> ALL (coalesce(e.exclude, '{}'))
+    UNION ALL
+    -- Roles other than the owner that may change history
+    SELECT e.target, e.event_table, format('role %s may %s the history', a.grantee::regrole, a.privilege_type)
+    FROM @extschema@._event_table e
+    JOIN pg_class c ON c.oid = e.event_table
+    CROSS JOIN LATERAL aclexplode(c.relacl) AS a
+    WHERE a.grantee <> c.relowner AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+    UNION ALL
+    SELECT e.target, e.event_table, format('PUBLIC may %s the history', a.privilege_type)
+    FROM @extschema@._event_table e
+    JOIN pg_class c ON c.oid = e.event_table
+    CROSS JOIN LATERAL aclexplode(c.relacl) AS a
+    WHERE a.grantee = 0 AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+    UNION ALL
+    -- The generated function callable by others
+    SELECT e.target, e.event_table, format('function %s may be executed by %s', e.trigger_function,
+                                           CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END)
+    FROM @extschema@._event_table e
+    JOIN pg_proc p ON p.oid = e.trigger_function
+    CROSS JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS a
+    WHERE a.grantee <> p.proowner
+    UNION ALL
+    -- Append-only guards missing or not enabled ALWAYS
+    SELECT e.target, e.event_table, format('append-only guard %I is %s', n.name,
+                                           CASE WHEN g.oid IS NULL THEN 'missing' ELSE 'not enabled ALWAYS' END)
+    FROM @extschema@._event_table e
+    CROSS JOIN (VALUES ('pghistory_append_only'), ('pghistory_append_only_truncate')) AS n(name)
+    LEFT JOIN pg_trigger g ON g.tgrelid = e.event_table AND g.tgname = n.name
+    WHERE e.append_only AND (g.oid IS NULL OR g.tgenabled <> 'A')
+$function$;
+COMMENT ON FUNCTION @extschema@.verify() IS
+    'Problems that would let history be lost, forged or bypassed (missing or disabled triggers, columns out of step, privileges, guards); no rows when all is well';
 
 
 --------------------------------------------------------------------------------------------------
