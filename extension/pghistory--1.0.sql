@@ -1399,25 +1399,6 @@ COMMENT ON FUNCTION @extschema@.sync(regclass) IS
     'Follow schema changes of tracked tables (all you own, or one): renames, added, dropped and retyped columns';
 
 
-CREATE FUNCTION @extschema@._needs_sync(p_event_table regclass)
-    RETURNS boolean
-    LANGUAGE sql
-    STABLE
-    SET search_path = pg_catalog, pg_temp
-AS $function$
-    -- Whether the generated code no longer matches the tables: a column renamed, retyped or added
-    -- (verify() reports those), or a table renamed or moved (the code names them).
-    SELECT EXISTS (SELECT FROM @extschema@.verify() v
-                   WHERE v.event_table = p_event_table AND v.problem LIKE '%run pghistory.sync%')
-        OR EXISTS (SELECT FROM @extschema@._event_table e JOIN pg_proc p ON p.oid = e.trigger_function
-                   WHERE e.event_table = p_event_table
-                     AND (strpos(p.prosrc, format('INSERT INTO %s (', e.event_table)) = 0
-                          OR (strpos(p.prosrc, 'FROM ' || e.target::text || ' AS old') = 0
-                              AND EXISTS (SELECT FROM @extschema@._tracker t
-                                          WHERE t.event_table = e.event_table AND t.operation = 'truncate'))))
-$function$;
-
-
 CREATE FUNCTION @extschema@._ddl_end_trigger()
     RETURNS event_trigger
     LANGUAGE plpgsql
@@ -1509,6 +1490,25 @@ AS $function$
 $function$;
 COMMENT ON FUNCTION @extschema@.verify() IS
     'Problems that would let history be lost, forged or bypassed (missing or disabled triggers, columns out of step, privileges, guards); no rows when all is well';
+
+
+CREATE FUNCTION @extschema@._needs_sync(p_event_table regclass)
+    RETURNS boolean
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+    -- Whether the generated code no longer matches the tables: a column renamed, retyped or added
+    -- (verify() reports those), or a table renamed or moved (the code names them).
+    SELECT EXISTS (SELECT FROM @extschema@.verify() v
+                   WHERE v.event_table = p_event_table AND v.problem LIKE '%run pghistory.sync%')
+        OR EXISTS (SELECT FROM @extschema@._event_table e JOIN pg_proc p ON p.oid = e.trigger_function
+                   WHERE e.event_table = p_event_table
+                     AND (strpos(p.prosrc, format('INSERT INTO %s (', e.event_table)) = 0
+                          OR (strpos(p.prosrc, 'FROM ' || e.target::text || ' AS old') = 0
+                              AND EXISTS (SELECT FROM @extschema@._tracker t
+                                          WHERE t.event_table = e.event_table AND t.operation = 'truncate'))))
+$function$;
 
 
 --------------------------------------------------------------------------------------------------
