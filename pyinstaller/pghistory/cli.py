@@ -12,9 +12,7 @@ import datetime
 import json
 import os
 import sys
-import uuid
 from collections.abc import Callable, Sequence
-from decimal import Decimal
 from typing import Any, TextIO
 
 import psycopg
@@ -76,13 +74,10 @@ def connect(dsn: str | None) -> psycopg.Connection[Any]:
 
 
 def _json_default(value: object) -> object:
-    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID | Decimal | datetime.timedelta):
+    try:
+        return core.json_default(value)
+    except TypeError:
         return str(value)
-    if isinstance(value, bytes | memoryview):
-        return bytes(value).hex()
-    return str(value)
 
 
 def dump_json(data: object, out: TextIO) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import enum
+import json
 import uuid
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, ContextDecorator
+from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
@@ -219,6 +222,23 @@ def status(conn: Connection) -> list[dict[str, Any]]:
         return cur.fetchall()
 
 
+def json_default(value: object) -> object:
+    """JSON for the values metadata and events commonly hold (dates, UUIDs, decimals)."""
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | Decimal | datetime.timedelta):
+        return str(value)
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, default=json_default)
+
+
 class context(ContextDecorator):  # named like django-pghistory's
     """Attach metadata to every event written in the block (or decorated function).
 
@@ -241,7 +261,10 @@ class context(ContextDecorator):  # named like django-pghistory's
         self._transactions.append(transaction)
         try:
             with translate(), self.conn.cursor() as cur:
-                cur.execute("SELECT pghistory.set_context(%s::jsonb)", (Jsonb(self.metadata),))
+                cur.execute(
+                    "SELECT pghistory.set_context(%s::jsonb)",
+                    (Jsonb(self.metadata, dumps=_dumps),),
+                )
                 row = cur.fetchone()
         except BaseException as exc:
             self._transactions.pop()

@@ -6,6 +6,8 @@ and checks the history the server recorded.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -225,6 +227,29 @@ def test_context_as_decorator(conn: psycopg.Connection[Any], schema: str) -> Non
     assert [row["pgh_context"] for row in rows] == [{"job": "nightly"}, {"job": "nightly"}]
     # each call is its own transaction, so its own context
     assert rows[0]["pgh_context_id"] != rows[1]["pgh_context_id"]
+
+
+def test_context_metadata_types(conn: psycopg.Connection[Any], schema: str) -> None:
+    run(conn, schema, "CREATE TABLE k (id int PRIMARY KEY)")
+    pghistory.track(conn, f"{schema}.k")
+    when = datetime.datetime(2024, 5, 1, 12, 30, tzinfo=datetime.timezone.utc)
+    request_id = uuid.UUID(int=7)
+    with pghistory.context(conn, at=when, request=request_id, amount=decimal.Decimal("1.50")):
+        run(conn, schema, "INSERT INTO k VALUES (1)")
+    (event,) = pghistory.events(conn, f"{schema}.k")
+    assert event["pgh_context"] == {
+        "at": "2024-05-01T12:30:00+00:00",
+        "request": str(request_id),
+        "amount": "1.50",
+    }
+    # what JSON cannot hold is refused before anything is written, and nothing stays open
+    with (
+        pytest.raises(TypeError, match="not JSON serializable"),
+        pghistory.context(conn, thing=object()),
+    ):
+        run(conn, schema, "INSERT INTO k VALUES (2)")
+    assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert len(pghistory.events(conn, f"{schema}.k")) == 1
 
 
 def test_context_rolls_back_with_its_block(conn: psycopg.Connection[Any], schema: str) -> None:
