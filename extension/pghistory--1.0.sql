@@ -1614,7 +1614,7 @@ DECLARE
     v_present text[];
     v_absent  text[];
     v_missing text;
-    v_why     text[] := '{}';
+    v_why     text[] := '{}'::text[];
 BEGIN
     IF v_table IS NULL OR (SELECT relkind FROM pg_class WHERE oid = v_table) NOT IN ('r', 'p') THEN
         RAISE EXCEPTION 'pghistory: as_of() needs the row type of a table, not %', pg_typeof(target)
@@ -1978,3 +1978,7 @@ $do$;
 GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 GRANT SELECT ON @extschema@.tracking, @extschema@.events, @extschema@.context TO PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@._event_table, @extschema@._tracker TO PUBLIC;
+-- Event trigger functions run without EXECUTE; nobody needs to call them. (_append_only_trigger stays
+-- executable: table owners attach it through track(), and all it does is refuse a write.)
+REVOKE ALL ON FUNCTION @extschema@._sql_drop_trigger(), @extschema@._drop_start_trigger(),
+                       @extschema@._ddl_end_trigger() FROM PUBLIC;
