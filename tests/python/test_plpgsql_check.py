@@ -1,4 +1,4 @@
-"""Static checks of every PL/pgSQL function, generated ones included (plpgsql_check, PostgreSQL 15)."""
+"""Static checks of every PL/pgSQL function, generated ones included (plpgsql_check, PG 15)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ TRACKED = [
     " pghistory.update_event('old', snapshot => 'old', condition => 'OLD.a > NEW.a'),"
     " pghistory.delete_event(), pghistory.before_delete('gone_before'), pghistory.truncate_event(),"
     " pghistory.manual_event('m'))",
-    "SELECT pghistory.track('t_all', pghistory.insert_event('i'), pghistory.update_event('u'), level => 'row',"
+    "SELECT pghistory.track('t_all', pghistory.insert_event('i'), pghistory.update_event('u'),"
+    " level => 'row',"
     " context_mode => 'json', model_name => 't_all_rows')",
-    "SELECT pghistory.track('t_link', pghistory.after_insert('add'), pghistory.before_delete('remove'),"
+    "SELECT pghistory.track('t_link', pghistory.after_insert('add'),"
+    " pghistory.before_delete('remove'),"
     " obj_field => NULL, context_mode => 'none')",
 ]
 
@@ -37,18 +39,21 @@ def test_no_warnings_in_any_function(conn: psycopg.Connection, pg_server) -> Non
         FROM pg_proc p
         CROSS JOIN LATERAL plpgsql_check_function_tb(
             p.oid,
-            relid => coalesce((SELECT g.tgrelid FROM pg_trigger g WHERE g.tgfoid = p.oid LIMIT 1), 0),
+            relid => coalesce(
+                (SELECT g.tgrelid FROM pg_trigger g WHERE g.tgfoid = p.oid LIMIT 1), 0),
             newtable => CASE WHEN p.prorettype = 'trigger'::regtype THEN 'pgh_new' END,
             oldtable => CASE WHEN p.prorettype = 'trigger'::regtype THEN 'pgh_old' END,
             fatal_errors => false, other_warnings => true, extra_warnings => true) AS cs
         WHERE p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'plpgsql')
           AND p.prorettype <> 'event_trigger'::regtype
           AND (p.pronamespace = 'pghistory'::regnamespace OR p.proname LIKE 'pghistory%')
-          AND (p.prorettype <> 'trigger'::regtype OR EXISTS (SELECT FROM pg_trigger g WHERE g.tgfoid = p.oid))
+          AND (p.prorettype <> 'trigger'::regtype
+               OR EXISTS (SELECT FROM pg_trigger g WHERE g.tgfoid = p.oid))
         """
     ).fetchall()
     assert findings == []
     checked = conn.execute(
-        "SELECT count(*) FROM pg_proc WHERE proname LIKE 'pghistory%' OR pronamespace = 'pghistory'::regnamespace"
+        "SELECT count(*) FROM pg_proc"
+        " WHERE proname LIKE 'pghistory%' OR pronamespace = 'pghistory'::regnamespace"
     ).fetchone()
     assert checked is not None and checked[0] > 40
