@@ -1299,6 +1299,27 @@ COMMENT ON FUNCTION @extschema@.untrack(regclass, text, boolean) IS
     'Stop recording the history of a table (one event table or all); drop_events also drops the history';
 
 
+CREATE FUNCTION @extschema@._column_map(p_event @extschema@._event_table)
+    RETURNS TABLE (name name, current_name name, type_sql text, history_type text)
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+    -- Where each tracked column is now: found by name (attribute numbers change in a dump and
+    -- restore), else by its attribute number (a rename). current_name is NULL once it was dropped.
+    SELECT u.name, coalesce(by_name.attname, by_num.attname),
+           format_type(coalesce(by_name.atttypid, by_num.atttypid), coalesce(by_name.atttypmod, by_num.atttypmod)),
+           (SELECT format_type(h.atttypid, h.atttypmod) FROM pg_attribute h
+            WHERE h.attrelid = p_event.event_table AND h.attname = u.name AND NOT h.attisdropped)
+    FROM unnest(p_event.columns, p_event.attnums) AS u(name, num)
+    LEFT JOIN pg_attribute by_name ON by_name.attrelid = p_event.target AND by_name.attname = u.name
+                                  AND by_name.attnum > 0 AND NOT by_name.attisdropped
+    LEFT JOIN pg_attribute by_num ON by_name.attnum IS NULL AND by_num.attrelid = p_event.target
+                                 AND by_num.attnum = u.num AND NOT by_num.attisdropped
+                                 AND by_num.attname <> ALL (p_event.columns)
+$function$;
+
+
 CREATE FUNCTION @extschema@._rename_in_condition(p_condition text, p_old name, p_new name)
     RETURNS text
     LANGUAGE sql
@@ -1350,12 +1371,9 @@ BEGIN
         v_fields := v_event.fields;
         v_exclude := v_event.exclude;
         FOR v_column IN
-            SELECT u.name AS old_name, a.attname AS new_name, a.attisdropped OR a.attname IS NULL AS dropped,
-                   format_type(a.atttypid, a.atttypmod) AS type_sql,
-                   (SELECT format_type(h.atttypid, h.atttypmod) FROM pg_attribute h
-                    WHERE h.attrelid = v_event.event_table AND h.attname = u.name AND NOT h.attisdropped) AS history_type
-            FROM unnest(v_event.columns, v_event.attnums) AS u(name, num)
-            LEFT JOIN pg_attribute a ON a.attrelid = v_event.target AND a.attnum = u.num
+            SELECT m.name AS old_name, m.current_name AS new_name, m.current_name IS NULL AS dropped,
+                   m.type_sql, m.history_type
+            FROM @extschema@._column_map(v_event) m
         LOOP
             IF v_column.dropped THEN
                 -- The history column stays for past events; the table no longer has it.
@@ -1393,6 +1411,7 @@ BEGIN
             v_fields, v_exclude, v_event.event_table::text, v_event.obj_field, v_event.context_field,
             v_event.context_mode, v_event.append_only, v_event.level);
     END LOOP;
+    PERFORM @extschema@._refresh_events_view();   -- after pg_restore the view must be rebuilt too
 END
 $function$;
 COMMENT ON FUNCTION @extschema@.sync(regclass) IS
@@ -1441,23 +1460,20 @@ AS $function$
     WHERE t.trigger_name IS NOT NULL AND (g.oid IS NULL OR g.tgenabled = 'D')
     UNION ALL
     -- Columns out of step with the table (renamed, retyped or added while no event trigger ran)
-    SELECT e.target, e.event_table, format('column %I %s: run pghistory.sync(%L)', coalesce(a.attname, u.name),
-                                           CASE WHEN a.attnum IS NULL THEN 'was dropped from the table'
+    SELECT e.target, e.event_table, format('column %I %s: run pghistory.sync(%L)', coalesce(m.current_name, m.name),
+                                           CASE WHEN m.current_name IS NULL THEN 'was dropped from the table'
                                                 ELSE 'is out of step with its history' END,
                                            e.target::text)
     FROM @extschema@._event_table e
-    CROSS JOIN LATERAL unnest(e.columns, e.attnums) AS u(name, num)
-    LEFT JOIN pg_attribute a ON a.attrelid = e.target AND a.attnum = u.num AND NOT a.attisdropped
-    LEFT JOIN pg_attribute h ON h.attrelid = e.event_table AND h.attname = u.name AND NOT h.attisdropped
+    CROSS JOIN LATERAL @extschema@._column_map(e) AS m
     WHERE e.trigger_function IS NOT NULL
-      AND (a.attnum IS NULL OR a.attname <> u.name OR h.attnum IS NULL
-           OR (a.atttypid, a.atttypmod) <> (h.atttypid, h.atttypmod))
+      AND (m.current_name IS DISTINCT FROM m.name OR m.history_type IS DISTINCT FROM m.type_sql)
     UNION ALL
     SELECT e.target, e.event_table, format('column %I is not tracked yet: run pghistory.sync(%L)', a.attname, e.target::text)
     FROM @extschema@._event_table e
     JOIN pg_attribute a ON a.attrelid = e.target AND a.attnum > 0 AND NOT a.attisdropped
-    WHERE e.trigger_function IS NOT NULL AND e.fields IS NULL AND a.attnum <> ALL (e.attnums)
-      AND a.attname <> ALL (coalesce(e.exclude, '{}'))
+    WHERE e.trigger_function IS NOT NULL AND e.fields IS NULL AND a.attname <> ALL (e.columns)
+      AND a.attnum <> ALL (e.attnums) AND a.attname <> ALL (coalesce(e.exclude, '{}'))
     UNION ALL
     -- Roles other than the owner that may change history
     SELECT e.target, e.event_table, format('role %s may %s the history', a.grantee::regrole, a.privilege_type)
@@ -1480,6 +1496,11 @@ AS $function$
     CROSS JOIN LATERAL aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) AS a
     WHERE a.grantee <> p.proowner
     UNION ALL
+    -- Not in the events view (e.g. after pg_restore, which restores the registry but not the view)
+    SELECT e.target, e.event_table, 'it is not in pghistory.events: run pghistory.sync()'
+    FROM @extschema@._event_table e
+    WHERE strpos(pg_get_viewdef('@extschema@.events'::regclass), e.event_table::text || ' e') = 0
+    UNION ALL
     -- Append-only guards missing or not enabled ALWAYS
     SELECT e.target, e.event_table, format('append-only guard %I is %s', n.name,
                                            CASE WHEN g.oid IS NULL THEN 'missing' ELSE 'not enabled ALWAYS' END)
@@ -1499,9 +1520,10 @@ CREATE FUNCTION @extschema@._needs_sync(p_event_table regclass)
     SET search_path = pg_catalog, pg_temp
 AS $function$
     -- Whether the generated code no longer matches the tables: a column renamed, retyped or added
-    -- (verify() reports those), or a table renamed or moved (the code names them).
+    -- (verify() reports those), or a table renamed or moved (the code names them). Nothing else:
+    -- pg_restore's own ALTER TABLEs, run before the tables are complete, must not start a sync.
     SELECT EXISTS (SELECT FROM @extschema@.verify() v
-                   WHERE v.event_table = p_event_table AND v.problem LIKE '%run pghistory.sync%')
+                   WHERE v.event_table = p_event_table AND v.problem LIKE 'column %')
         OR EXISTS (SELECT FROM @extschema@._event_table e JOIN pg_proc p ON p.oid = e.trigger_function
                    WHERE e.event_table = p_event_table
                      AND (strpos(p.prosrc, format('INSERT INTO %s (', e.event_table)) = 0
