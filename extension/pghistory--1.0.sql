@@ -667,6 +667,19 @@ AS $function$
 $function$;
 
 
+CREATE FUNCTION @extschema@._trigger_function_name(p_event_table regclass)
+    RETURNS text
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+    -- schema.pghistory_<event table>_trigger(), beside the event table.
+    SELECT format('%I.%I()', n.nspname, @extschema@._choose_name('pghistory_' || c.relname, '_trigger'))
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.oid = p_event_table
+$function$;
+
+
 CREATE FUNCTION @extschema@._create_trigger_function(p_event @extschema@._event_table)
     RETURNS regprocedure
     LANGUAGE plpgsql
@@ -681,10 +694,7 @@ AS $function$
 --                    are paired by position: PostgreSQL appends both images of a row together, so
 --                    this holds even when the primary key changes.
 DECLARE
-    v_schema     name := (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                          WHERE c.oid = p_event.event_table);
-    v_name       name := @extschema@._choose_name('pghistory_' || (SELECT relname FROM pg_class WHERE oid = p_event.event_table), '_trigger');
-    v_function   text := format('%I.%I()', v_schema, v_name);
+    v_function   text := @extschema@._trigger_function_name(p_event.event_table);
     v_columns    text := @extschema@._event_columns(p_event);
     v_statements text;
 BEGIN
@@ -724,7 +734,7 @@ AS $body$
 -- use_column: in the statement branches OLD/NEW name the transition-table aliases, not the row variables.
 #variable_conflict use_column
 %6$s
-BEGIN
+BEGIN%8$s
     IF TG_LEVEL = 'STATEMENT' THEN%7$s
         RETURN NULL;
     END IF;
@@ -740,13 +750,18 @@ BEGIN
 END
 $body$$sql$,
         v_function, p_event.event_table, v_columns,
-        @extschema@._event_values(p_event, 'OLD', @extschema@._context_expression(p_event)),
-        @extschema@._event_values(p_event, 'NEW', @extschema@._context_expression(p_event)),
-        CASE WHEN v_statements IS NULL OR p_event.context_mode = 'none' THEN ''
-             ELSE format(E'DECLARE\n    v_context %s := %s;   -- once per statement',
-                         CASE p_event.context_mode WHEN 'json' THEN 'jsonb' ELSE 'uuid' END,
-                         @extschema@._context_expression(p_event)) END,
-        coalesce(v_statements, ''));
+        @extschema@._event_values(p_event, 'OLD', 'v_context'),
+        @extschema@._event_values(p_event, 'NEW', 'v_context'),
+        CASE WHEN p_event.context_mode = 'none' THEN ''
+             ELSE format(E'DECLARE\n    v_context %s;', CASE p_event.context_mode WHEN 'json' THEN 'jsonb' ELSE 'uuid' END) END,
+        coalesce(v_statements, ''),
+        -- Without an active context (the common case) this reads one setting and calls nothing: cheap per
+        -- row, and tracked writes keep working even if the extension is dropped.
+        CASE WHEN p_event.context_mode = 'none' THEN ''
+             ELSE format($context$
+    IF coalesce(current_setting('pghistory.context_id', true), '') <> '' THEN
+        v_context := %s;
+    END IF;$context$, @extschema@._context_expression(p_event)) END);
     -- Only the triggers may run it: nobody can call it or attach it to another table.
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_function);
     EXECUTE format('COMMENT ON FUNCTION %s IS %L', v_function,
@@ -962,6 +977,7 @@ DECLARE
     v_when      text;
     v_trigger   name;
     v_grantee   regrole;
+    v_adopted   boolean := false;
 BEGIN
     IF target IS NULL THEN
         RAISE EXCEPTION 'pghistory: target table is NULL'
@@ -1015,7 +1031,17 @@ BEGIN
     v_name := @extschema@._resolve_event_table(target, model_name);
     v_table := to_regclass(format('%I.%I', v_name[1], v_name[2]));
     SELECT * INTO v_old FROM @extschema@._event_table e WHERE e.event_table = v_table;
-    IF v_table IS NOT NULL AND (v_old IS NULL OR v_old.target <> target) THEN
+    -- An unregistered table of the event table's shape, owned by the table's owner, is taken over: the
+    -- history of a table tracked before a DROP EXTENSION / CREATE EXTENSION goes on where it was.
+    IF v_table IS NOT NULL AND v_old IS NULL
+       AND (SELECT c.relowner = v_owner AND c.relkind IN ('r', 'p') FROM pg_class c WHERE c.oid = v_table)
+       AND 3 = (SELECT count(*) FROM pg_attribute a
+                WHERE a.attrelid = v_table AND NOT a.attisdropped
+                  AND (a.attname, a.atttypid) IN (('pgh_id', 'bigint'::regtype), ('pgh_created_at', 'timestamptz'::regtype),
+                                                  ('pgh_label', 'text'::regtype)))
+       AND NOT EXISTS (SELECT FROM @extschema@._event_table e WHERE e.event_table = v_table) THEN
+        v_adopted := true;
+    ELSIF v_table IS NOT NULL AND (v_old IS NULL OR v_old.target <> target) THEN
         RAISE EXCEPTION 'pghistory: relation %.% already exists and is not an event table of %',
                         quote_ident(v_name[1]), quote_ident(v_name[2]), target
             USING ERRCODE = 'duplicate_table',
@@ -1084,6 +1110,14 @@ BEGIN
             EXECUTE format('REVOKE ALL ON %s FROM %s', v_table, v_grantee);
         END LOOP;
         EXECUTE format('COMMENT ON TABLE %s IS %L', v_table, format('pghistory: events of %s', target));
+    ELSIF v_adopted THEN
+        -- Triggers still calling the function a previous installation generated for it
+        FOR v_trigger IN
+            SELECT g.tgname FROM pg_trigger g
+            WHERE g.tgrelid = target AND g.tgfoid = to_regprocedure(@extschema@._trigger_function_name(v_table))
+        LOOP
+            EXECUTE format('DROP TRIGGER %I ON %s', v_trigger, target);
+        END LOOP;
     ELSE
         PERFORM @extschema@._drop_triggers(v_table);
     END IF;
@@ -1127,7 +1161,7 @@ BEGIN
     END IF;
 
     -- Registry, then the generated function and one trigger per tracker.
-    IF v_old IS NULL THEN
+    IF v_old IS NULL OR v_adopted THEN
         INSERT INTO @extschema@._event_table SELECT v_event.*;
     ELSE
         UPDATE @extschema@._event_table e SET (columns, attnums, fields, exclude, obj_field, obj_key, context_mode,

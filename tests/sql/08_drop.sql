@@ -37,6 +37,22 @@ INSERT INTO invoice VALUES (1);
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'invoice'::regclass;
 ALTER EVENT TRIGGER pghistory_sql_drop ENABLE;
 
+-- Even DROP EXTENSION does not break writes: the generated triggers go on recording (without
+-- context). After CREATE EXTENSION, track() takes the event table over and the history goes on.
+CREATE TABLE kept (id int PRIMARY KEY, v int);
+SELECT pghistory.track('kept', pghistory.insert_event(), pghistory.before_update('changed'));
+SET client_min_messages = warning;
+DROP EXTENSION pghistory;
+RESET client_min_messages;
+INSERT INTO kept VALUES (1, 1);
+UPDATE kept SET v = 2;
+SELECT pgh_label, v FROM kept_event ORDER BY pgh_id;
+CREATE EXTENSION pghistory;
+SELECT pghistory.track('kept', pghistory.insert_event(), pghistory.before_update('changed'));
+UPDATE kept SET v = 3;
+SELECT pgh_id, pgh_label, v FROM kept_event ORDER BY pgh_id;
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'kept'::regclass;
+
 -- Leave the database as it was for the next file.
 RESET search_path;
 SET client_min_messages = warning;
