@@ -978,6 +978,7 @@ DECLARE
     v_trigger   name;
     v_grantee   regrole;
     v_adopted   boolean := false;
+    v_new_columns name[];
 BEGIN
     IF target IS NULL THEN
         RAISE EXCEPTION 'pghistory: target table is NULL'
@@ -1123,27 +1124,43 @@ BEGIN
     END IF;
     v_event.event_table := v_table;
 
+    v_new_columns := ARRAY(SELECT n FROM unnest(ARRAY[v_event.obj_field, v_event.context_field]) AS n
+                           WHERE n IS NOT NULL AND NOT EXISTS (SELECT FROM pg_attribute a
+                                                               WHERE a.attrelid = v_table AND a.attname = n AND NOT a.attisdropped));
     FOR v_column IN
-        SELECT x.name, x.type_sql, x.indexed
+        SELECT x.name, x.type_sql
         FROM (SELECT v_event.obj_field AS name,
                      (SELECT c.type_sql FROM @extschema@._columns(target) c WHERE c.attname = v_event.obj_key) AS type_sql,
-                     true AS indexed, 0 AS ord
+                     0 AS ord
               UNION ALL
-              SELECT v_event.context_field, CASE context_mode WHEN 'json' THEN 'jsonb' ELSE 'uuid' END,
-                     context_mode = 'id', 1
+              SELECT v_event.context_field, CASE context_mode WHEN 'json' THEN 'jsonb' ELSE 'uuid' END, 1
               UNION ALL
-              SELECT c.attname, c.type_sql, false, 2 + c.attnum FROM @extschema@._columns(target) c
+              SELECT c.attname, c.type_sql, 2 + c.attnum FROM @extschema@._columns(target) c
               WHERE c.attname = ANY (v_columns)) x
         WHERE x.name IS NOT NULL
           AND NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = v_table AND a.attname = x.name AND NOT a.attisdropped)
         ORDER BY x.ord
     LOOP
         EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', v_table, v_column.name, v_column.type_sql);
-        IF v_column.indexed THEN
-            EXECUTE format('CREATE INDEX %I ON %s (%I)',
-                           @extschema@._choose_name(v_name[2] || '_' || v_column.name, '_idx'), v_table, v_column.name);
-        END IF;
     END LOOP;
+    -- Indexes: the object reference, and its text form too where that is not the column itself
+    -- (pghistory.events filters on it); the context id only where one is set.
+    IF v_event.obj_field = ANY (v_new_columns) THEN
+        EXECUTE format('CREATE INDEX %I ON %s (%I)', @extschema@._choose_name(v_name[2] || '_' || v_event.obj_field, '_idx'),
+                       v_table, v_event.obj_field);
+        IF (SELECT a.atttypid NOT IN ('text'::regtype, 'varchar'::regtype) AND p.provolatile = 'i'
+            FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_proc p ON p.oid = t.typoutput
+            WHERE a.attrelid = v_table AND a.attname = v_event.obj_field) THEN
+            EXECUTE format('CREATE INDEX %I ON %s ((%I::text))',
+                           @extschema@._choose_name(v_name[2] || '_' || v_event.obj_field, '_text_idx'),
+                           v_table, v_event.obj_field);
+        END IF;
+    END IF;
+    IF context_mode = 'id' AND v_event.context_field = ANY (v_new_columns) THEN
+        EXECUTE format('CREATE INDEX %I ON %s (%I) WHERE %I IS NOT NULL',
+                       @extschema@._choose_name(v_name[2] || '_' || v_event.context_field, '_idx'),
+                       v_table, v_event.context_field, v_event.context_field);
+    END IF;
 
     -- Append-only guard, enabled ALWAYS so that session_replication_role cannot switch it off.
     FOR v_trigger IN
@@ -1956,35 +1973,34 @@ DECLARE
 BEGIN
     -- One rebuild at a time, reading the registry after the previous one committed.
     PERFORM pg_advisory_xact_lock(hashtext('pghistory.events'));
+    -- pgh_diff compares each event with the previous one of its object (lag() over the object's
+    -- events); a filter on pgh_obj_id reaches the event table because it is the window's partition.
     SELECT string_agg(format($branch$
-    SELECT %1$L || ':' || e.pgh_id AS pgh_slug, %2$s::oid::regclass AS pgh_model, e.pgh_id, e.pgh_created_at,
-           e.pgh_label, %3$s::oid::regclass AS pgh_obj_model, %4$s AS pgh_obj_id, d.data AS pgh_data,
-           %5$s AS pgh_diff, %6$s AS pgh_context_id, %7$s AS pgh_context
-    FROM %1$s AS e
-    CROSS JOIN LATERAL (SELECT to_jsonb(e) - %8$L::text[] AS data) AS d
-    %9$s
-    %10$s
-    WHERE has_table_privilege(%2$s::oid, 'SELECT')$branch$,
+    SELECT %1$L || ':' || x.pgh_id AS pgh_slug, %2$s::oid::regclass AS pgh_model, x.pgh_id, x.pgh_created_at,
+           x.pgh_label, %3$s::oid::regclass AS pgh_obj_model, x.pgh_obj_id, x.data AS pgh_data,
+           CASE WHEN x.previous IS NOT NULL THEN
+               (SELECT coalesce(jsonb_object_agg(n.key, jsonb_build_array(o.value, n.value)), '{}')
+                FROM jsonb_each(x.data) AS n JOIN jsonb_each(x.previous) AS o ON o.key = n.key
+                WHERE n.value IS DISTINCT FROM o.value) END AS pgh_diff,
+           x.pgh_context_id, %4$s AS pgh_context
+    FROM (SELECT e.pgh_id, e.pgh_created_at, e.pgh_label, %5$s AS pgh_obj_id, %6$s AS pgh_context_id,
+                 %7$s AS pgh_context_json, d.data,
+                 %8$s AS previous
+          FROM %1$s AS e
+          CROSS JOIN LATERAL (SELECT to_jsonb(e) - %9$L::text[] AS data) AS d
+          WHERE has_table_privilege(%2$s::oid, 'SELECT')) AS x
+    %10$s$branch$,
             ev.event_table::text, ev.event_table::oid, ev.target::oid,
+            CASE ev.context_mode WHEN 'id' THEN 'c.metadata' WHEN 'json' THEN 'x.pgh_context_json' ELSE 'NULL::jsonb' END,
             CASE WHEN ev.obj_field IS NULL THEN 'NULL::text' ELSE format('e.%I::text', ev.obj_field) END,
-            CASE WHEN ev.obj_field IS NULL THEN 'NULL::jsonb'
-                 ELSE 'CASE WHEN prev.data IS NOT NULL THEN
-                         (SELECT coalesce(jsonb_object_agg(n.key, jsonb_build_array(o.value, n.value)), ''{}'')
-                          FROM jsonb_each(d.data) n JOIN jsonb_each(prev.data) o ON o.key = n.key
-                          WHERE n.value IS DISTINCT FROM o.value) END' END,
             CASE WHEN ev.context_mode = 'id' THEN format('e.%I', ev.context_field) ELSE 'NULL::uuid' END,
-            CASE ev.context_mode WHEN 'id' THEN 'c.metadata' WHEN 'json' THEN format('e.%I', ev.context_field)
-                                 ELSE 'NULL::jsonb' END,
+            CASE WHEN ev.context_mode = 'json' THEN format('e.%I', ev.context_field) ELSE 'NULL::jsonb' END,
+            CASE WHEN ev.obj_field IS NULL THEN 'NULL::jsonb'
+                 ELSE format('lag(d.data) OVER (PARTITION BY e.%I::text ORDER BY e.pgh_id)', ev.obj_field) END,
             ARRAY['pgh_id', 'pgh_created_at', 'pgh_label']
                 || array_remove(ARRAY[ev.obj_field, ev.context_field]::text[], NULL),
-            CASE WHEN ev.obj_field IS NULL THEN ''
-                 ELSE format('LEFT JOIN LATERAL (SELECT to_jsonb(p) - %1$L::text[] AS data FROM %2$s AS p
-                              WHERE p.%3$I = e.%3$I AND p.pgh_id < e.pgh_id ORDER BY p.pgh_id DESC LIMIT 1) AS prev ON true',
-                             ARRAY['pgh_id', 'pgh_created_at', 'pgh_label']
-                                 || array_remove(ARRAY[ev.obj_field, ev.context_field]::text[], NULL),
-                             ev.event_table, ev.obj_field) END,
             CASE WHEN ev.context_mode = 'id'
-                 THEN format('LEFT JOIN @extschema@.context AS c ON c.id = e.%I', ev.context_field) ELSE '' END),
+                 THEN 'LEFT JOIN @extschema@.context AS c ON c.id = x.pgh_context_id' ELSE '' END),
         E'\n    UNION ALL' ORDER BY ev.event_table::text)
     INTO v_branches
     FROM @extschema@._event_table ev
