@@ -30,6 +30,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -495,6 +496,13 @@ class PgServer:
             return str(self._pg.read_bootlog())
         except Exception:
             return ""
+
+    def crash_and_restart(self) -> None:
+        """Kill the server as a crash would (SIGQUIT: immediate shutdown, no checkpoint), then start
+        it again on the same data directory, so that PostgreSQL recovers from its WAL."""
+        assert self._pg is not None
+        self._pg.terminate(signal.SIGQUIT)
+        self._pg.start()
 
     def stop(self) -> None:
         """Stop the server and delete its data directory (idempotent)."""
