@@ -11,7 +11,7 @@ import pytest
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import pgserver  # noqa: E402
+import pgserver
 
 
 @pytest.fixture(scope="module")
