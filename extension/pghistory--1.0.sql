@@ -423,6 +423,14 @@ BEGIN
                       HINT = 'Name at least one column that is not excluded.';
         END IF;
 
+        -- Every column, all comparable: compare whole rows. Same result, and a trigger WHEN clause that
+        -- names no column lets ALTER COLUMN ... TYPE through (PostgreSQL refuses it for named ones).
+        IF v_match[2] IN ('any_change', 'all_dont_change')
+           AND cardinality(v_parts) = (SELECT count(*) FROM @extschema@._columns(p_target))
+           AND (SELECT bool_and(@extschema@._has_equality(c.atttypid)) FROM @extschema@._columns(p_target) c) THEN
+            v_parts := ARRAY[CASE v_match[2] WHEN 'any_change' THEN 'OLD.* IS DISTINCT FROM NEW.*'
+                                             ELSE 'OLD.* IS NOT DISTINCT FROM NEW.*' END];
+        END IF;
         v_sql := overlay(v_sql PLACING
                          '(' || array_to_string(v_parts, CASE WHEN v_match[2] IN ('any_change', 'any_dont_change')
                                                               THEN ' OR ' ELSE ' AND ' END) || ')'
