@@ -1,0 +1,109 @@
+"""Upgrades: from every released version, ALTER EXTENSION pghistory UPDATE gives the same catalog
+as a fresh install of the default version, while tracked tables keep being written.
+
+Released scripts are never edited; a change ships as pghistory--A--B.sql plus a full
+pghistory--B.sql. With one released version (1.0) the walk is empty and this checks that two
+installs are identical; from 1.1 on it walks the chain.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+EXTENSION_DIR = Path(__file__).resolve().parents[2] / "extension"
+
+# Every object that belongs to the extension, described so that two catalogs can be compared.
+CATALOG = """
+SELECT d.classid::regclass::text AS kind,
+       CASE d.classid
+           WHEN 'pg_proc'::regclass THEN pg_get_functiondef(d.objid)
+               || coalesce(array_to_string(p.proacl, ','), '')
+           WHEN 'pg_class'::regclass THEN
+               (SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                                  || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+                                  || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), ''),
+                                  ', ' ORDER BY a.attnum)
+                FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+                WHERE a.attrelid = d.objid AND a.attnum > 0 AND NOT a.attisdropped)
+               || coalesce(' ' || pg_get_viewdef(d.objid), '')
+               || coalesce(' ' || array_to_string(c.relacl, ','), '')
+               || coalesce(' ' || (SELECT string_agg(pg_get_indexdef(i.indexrelid), '; ' ORDER BY 1)
+                                   FROM pg_index i WHERE i.indrelid = d.objid), '')
+               || coalesce(' ' || (SELECT string_agg(pol.polname || pg_get_expr(pol.polqual, pol.polrelid), '; '
+                                                     ORDER BY pol.polname)
+                                   FROM pg_policy pol WHERE pol.polrelid = d.objid), '')
+           ELSE pg_describe_object(d.classid, d.objid, d.objsubid) END AS description,
+       obj_description(d.objid, d.classid::regclass::name) AS comment
+FROM pg_depend d
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'pghistory'
+LEFT JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
+LEFT JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
+WHERE d.deptype = 'e'
+ORDER BY 1, 2
+"""
+
+
+def versions() -> tuple[list[str], str]:
+    control = (EXTENSION_DIR / "pghistory.control").read_text()
+    default = re.search(r"default_version\s*=\s*'([^']+)'", control)
+    assert default is not None
+    full = sorted(
+        m.group(1)
+        for f in EXTENSION_DIR.glob("pghistory--*.sql")
+        if (m := re.fullmatch(r"pghistory--([^-]+)\.sql", f.name))
+    )
+    return full, default.group(1)
+
+
+def catalog(dsn: str) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(CATALOG).fetchall()
+
+
+def test_every_released_version_has_a_path_to_the_default() -> None:
+    full, default = versions()
+    assert default in full
+    steps = {
+        (m.group(1), m.group(2))
+        for f in EXTENSION_DIR.glob("pghistory--*--*.sql")
+        if (m := re.fullmatch(r"pghistory--([^-]+)--([^-]+)\.sql", f.name))
+    }
+    for version in full:
+        reached, frontier = {version}, [version]
+        while frontier:
+            current = frontier.pop()
+            for a, b in steps:
+                if a == current and b not in reached:
+                    reached.add(b)
+                    frontier.append(b)
+        assert default in reached, f"no upgrade path from {version} to {default}"
+
+
+@pytest.mark.parametrize("start", versions()[0])
+def test_upgrade_gives_a_fresh_install(make_database, start: str) -> None:
+    _, default = versions()
+    fresh = make_database("fresh")
+    with psycopg.connect(fresh, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION pghistory")
+    upgraded = make_database("upgraded")
+    with psycopg.connect(upgraded, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE EXTENSION pghistory VERSION {}").format(sql.Literal(start)))
+        conn.execute("CREATE TABLE orders (id int PRIMARY KEY, status text)")
+        conn.execute("SELECT pghistory.track('orders')")
+        conn.execute("INSERT INTO orders VALUES (1, 'before')")
+        conn.execute("ALTER EXTENSION pghistory UPDATE")
+        conn.execute("UPDATE orders SET status = 'after'")
+        assert conn.execute("SELECT pghistory.version()").fetchone() == (default,)
+        assert conn.execute(
+            "SELECT pgh_label, status FROM orders_event ORDER BY pgh_id"
+        ).fetchall() == [("insert", "before"), ("update", "after")]
+        conn.execute("DROP TABLE orders, orders_event")
+        conn.execute("SELECT pghistory.sync()")  # what the events view is with no history
+    expected = catalog(fresh)
+    assert len(expected) > 50  # functions, tables, views, types, policies, event triggers
+    assert catalog(upgraded) == expected
