@@ -28,14 +28,16 @@ SELECT d.classid::regclass::text AS kind,
                                   || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
                                   || coalesce(' default ' || pg_get_expr(ad.adbin, ad.adrelid), ''),
                                   ', ' ORDER BY a.attnum)
-                FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+                FROM pg_attribute a
+                LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
                 WHERE a.attrelid = d.objid AND a.attnum > 0 AND NOT a.attisdropped)
                || coalesce(' ' || pg_get_viewdef(d.objid), '')
                || coalesce(' ' || array_to_string(c.relacl, ','), '')
                || coalesce(' ' || (SELECT string_agg(pg_get_indexdef(i.indexrelid), '; ' ORDER BY 1)
                                    FROM pg_index i WHERE i.indrelid = d.objid), '')
-               || coalesce(' ' || (SELECT string_agg(pol.polname || pg_get_expr(pol.polqual, pol.polrelid), '; '
-                                                     ORDER BY pol.polname)
+               || coalesce(' ' || (SELECT string_agg(pol.polname
+                                                     || pg_get_expr(pol.polqual, pol.polrelid),
+                                                     '; ' ORDER BY pol.polname)
                                    FROM pg_policy pol WHERE pol.polrelid = d.objid), '')
            ELSE pg_describe_object(d.classid, d.objid, d.objsubid) END AS description,
        obj_description(d.objid, d.classid::regclass::name) AS comment
