@@ -11,6 +11,7 @@ itself runs in PostgreSQL (triggers), so every writer is recorded.
     with pghistory.context(conn, user=42):
         conn.execute("UPDATE orders SET total = 10 WHERE id = 1")
     pghistory.events(conn, "public.orders", obj=1)
+    pghistory.as_of(conn, "public.orders", "2026-01-01 12:00")
 """
 
 from __future__ import annotations
@@ -26,7 +27,21 @@ from .conditions import (
     F,
     Q,
 )
-from .core import context, create_event, events, status, track, untrack, version
+from .core import (
+    as_of,
+    backfill,
+    context,
+    create_event,
+    events,
+    prune,
+    revert,
+    status,
+    sync,
+    track,
+    untrack,
+    verify,
+    version,
+)
 from .errors import PghistoryError
 from .installer import InstallResult, install, installed, uninstall
 from .trackers import (
@@ -43,6 +58,7 @@ from .trackers import (
     Old,
     RowEvent,
     Tracker,
+    TruncateEvent,
     UpdateEvent,
 )
 
@@ -72,17 +88,24 @@ __all__ = [
     "Q",
     "RowEvent",
     "Tracker",
+    "TruncateEvent",
     "UpdateEvent",
     "__version__",
+    "as_of",
+    "backfill",
     "context",
     "create_event",
     "errors",
     "events",
     "install",
     "installed",
+    "prune",
+    "revert",
     "status",
+    "sync",
     "track",
     "uninstall",
     "untrack",
+    "verify",
     "version",
 ]

@@ -1,8 +1,9 @@
 """The ``pghistory`` command.
 
 Connection: ``--dsn``, else ``DATABASE_URL``, else libpq's ``PG*`` variables.
-Quiet on success (``track`` prints the event table), tables for humans, ``--json``
-for machines; on error one line on stderr and exit status 1.
+Quiet on success (``track`` prints the event table, ``prune`` and ``backfill`` a
+count, ``revert`` what it did), tables for humans, ``--json`` for machines; on error
+one line on stderr and exit status 1 (``verify`` also exits 1 when it finds problems).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .trackers import (
     InsertEvent,
     ManualEvent,
     Tracker,
+    TruncateEvent,
     UpdateEvent,
 )
 
@@ -42,6 +44,7 @@ EVENT_KINDS: dict[str, tuple[Callable[..., Tracker], bool]] = {
     "insert": (InsertEvent, False),
     "update": (UpdateEvent, False),
     "delete": (DeleteEvent, False),
+    "truncate": (TruncateEvent, False),
     "manual": (ManualEvent, True),
     "after_insert": (AfterInsert, True),
     "after_update": (AfterUpdate, True),
@@ -256,6 +259,64 @@ def cmd_events(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace, out: TextIO) -> int:
+    with connect(args.dsn) as conn:
+        core.sync(conn, args.table)
+    if args.verbose:
+        out.write(f"synced {args.table or 'every tracked table you own'}\n")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
+    with connect(args.dsn) as conn:
+        rows = core.verify(conn)
+    if args.json:
+        dump_json(rows, out)
+    elif rows:
+        out.write(format_table(rows, ["target", "event_table", "problem"]))
+    if not rows:
+        return 0
+    count = len(rows)
+    sys.stderr.write(f"{PROG}: verify found {count} {'problem' if count == 1 else 'problems'}\n")
+    return 1
+
+
+def cmd_as_of(args: argparse.Namespace, out: TextIO) -> int:
+    with connect(args.dsn) as conn:
+        columns, rows = core.as_of_table(conn, args.table, args.timestamp)
+    if args.json:
+        dump_json(rows, out)
+    else:
+        out.write(format_table(rows, columns))
+    return 0
+
+
+def cmd_revert(args: argparse.Namespace, out: TextIO) -> int:
+    with connect(args.dsn) as conn:
+        done = core.revert(conn, args.event_table, args.pgh_id)
+    out.write(done + "\n")
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace, out: TextIO) -> int:
+    with connect(args.dsn) as conn:
+        count = core.prune(conn, args.table, older_than=args.older_than, keep_last=args.keep_last)
+    out.write(f"{count}\n")
+    return 0
+
+
+def _progress_line(message: str) -> None:
+    sys.stderr.write(_one_line(message) + "\n")
+    sys.stderr.flush()
+
+
+def cmd_backfill(args: argparse.Namespace, out: TextIO) -> int:
+    with connect(args.dsn) as conn:
+        count = core.backfill(conn, args.table, args.model_name, progress=_progress_line)
+    out.write(f"{count}\n")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from .demo import run_demo
 
@@ -321,9 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--event",
         action="append",
         metavar="KIND[:LABEL]",
-        help="a tracker (repeatable): insert, update, delete, manual:LABEL, after_insert:LABEL, "
-        "after_update:LABEL, after_delete:LABEL, before_update:LABEL, before_delete:LABEL, "
-        "after_insert_or_update:LABEL (default: insert and update)",
+        help="a tracker (repeatable): insert, update, delete, truncate, manual:LABEL, "
+        "after_insert:LABEL, after_update:LABEL, after_delete:LABEL, before_update:LABEL, "
+        "before_delete:LABEL, after_insert_or_update:LABEL (default: insert and update)",
     )
     sub.add_argument("--fields", metavar="A,B", help="track only these columns")
     sub.add_argument("--exclude", metavar="A,B", help="track all columns but these")
@@ -373,6 +434,54 @@ def build_parser() -> argparse.ArgumentParser:
         help="the N most recent events (default 20; 0 for all)",
     )
     sub.add_argument("--json", action="store_true", help="JSON output")
+
+    sub = command(
+        "prune",
+        cmd_prune,
+        "delete old events (of TABLE, else of every table you own); prints how many",
+    )
+    sub.add_argument("table", nargs="?", help="only this table's history (needed for append-only)")
+    sub.add_argument(
+        "--older-than", metavar="INTERVAL", help="events older than this, e.g. '90 days'"
+    )
+    sub.add_argument(
+        "--keep-last", type=int, metavar="N", help="but keep the N newest events of each object"
+    )
+
+    sub = command(
+        "backfill",
+        cmd_backfill,
+        "record every current row as a 'backfill' event; progress on stderr, prints how many",
+    )
+    sub.add_argument("table")
+    sub.add_argument(
+        "--model-name", help="only this event table (default: those that record inserts)"
+    )
+
+    sub = command(
+        "verify",
+        cmd_verify,
+        "list what would let history be lost, forged or bypassed; exit status 1 if anything",
+    )
+    sub.add_argument("--json", action="store_true", help="JSON output")
+
+    sub = command(
+        "sync", cmd_sync, "follow schema changes of tracked tables (TABLE, else all you own)"
+    )
+    sub.add_argument("table", nargs="?")
+
+    sub = command("as-of", cmd_as_of, "the rows of a table as they were at a moment")
+    sub.add_argument("table")
+    sub.add_argument("timestamp", help="any timestamp PostgreSQL reads, e.g. '2026-01-01 12:00'")
+    sub.add_argument("--json", action="store_true", help="JSON output")
+
+    sub = command(
+        "revert",
+        cmd_revert,
+        "put an object back as an event recorded it; prints 'updated' or 'inserted'",
+    )
+    sub.add_argument("event_table")
+    sub.add_argument("pgh_id", type=int)
 
     command(
         "demo",

@@ -6,7 +6,7 @@ import datetime
 import enum
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ContextDecorator
 from decimal import Decimal
 from types import TracebackType
@@ -22,12 +22,18 @@ from .errors import translate
 from .trackers import Tracker
 
 __all__ = [
+    "as_of",
+    "backfill",
     "context",
     "create_event",
     "events",
+    "prune",
+    "revert",
     "status",
+    "sync",
     "track",
     "untrack",
+    "verify",
     "version",
 ]
 
@@ -220,6 +226,153 @@ def status(conn: Connection) -> list[dict[str, Any]]:
     with translate(), conn.cursor(row_factory=dict_row) as cur:
         cur.execute("SELECT * FROM pghistory.tracking ORDER BY target::text, event_table::text")
         return cur.fetchall()
+
+
+# --- keeping history whole (API.md section 10) ------------------------------------------
+
+
+def sync(conn: Connection, table: str | None = None) -> None:
+    """Bring event tables and triggers in step with schema changes of tracked tables.
+
+    ``table`` only, else every tracked table you own: renamed, added, dropped and
+    retyped columns. Needed where no event trigger does it at once (the extension
+    was not created by a superuser); until then writes to a changed table fail.
+    """
+    function = call("sync", [] if table is None else [param(table, "regclass")])
+    _execute(conn, Fragment(sql.SQL("SELECT {}").format(function.query), function.params))
+
+
+def verify(conn: Connection) -> list[dict[str, Any]]:
+    """Problems that would let history be lost, forged or bypassed; ``[]`` when all is well.
+
+    One dict per problem (a disabled or missing trigger, a column out of step, a role
+    that may rewrite history, an append-only guard switched off): ``target``,
+    ``event_table`` (names as text) and ``problem``.
+    """
+    with translate(), conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(
+            "SELECT target::text AS target, event_table::text AS event_table, problem"
+            " FROM pghistory.verify() ORDER BY 1, 2, 3"
+        )
+        return cur.fetchall()
+
+
+# --- travelling in history (API.md section 11) -----------------------------------------
+
+
+def _relation(conn: Connection, table: str) -> sql.Identifier:
+    """``table`` as a schema-qualified identifier, resolved by the server."""
+    rows = _execute(
+        conn,
+        Fragment(
+            sql.SQL(
+                "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c"
+                " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE c.oid = %s::regclass"
+            ),
+            (table,),
+        ),
+    )
+    schema, name = rows[0]
+    return sql.Identifier(str(schema), str(name))
+
+
+def as_of_table(
+    conn: Connection, table: str, at: datetime.datetime | str
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """:func:`as_of` with the column names (which an empty result still has)."""
+    query = sql.SQL("SELECT * FROM pghistory.as_of(NULL::{}, %s::timestamptz)").format(
+        _relation(conn, table)
+    )
+    with translate(), conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(query, (at,))
+        columns = [column.name for column in cur.description or ()]
+        return columns, cur.fetchall()
+
+
+def as_of(conn: Connection, table: str, at: datetime.datetime | str) -> list[dict[str, Any]]:
+    """The rows of ``table`` as they were at ``at``, rebuilt from its history.
+
+    ``at`` is a datetime (naive ones are read in the session's time zone) or any
+    timestamp PostgreSQL reads (``"2026-01-01 12:00+02"``). The table needs a
+    history of inserts, updates (new rows) and deletes of every column; rows older
+    than the tracking are there once :func:`backfill` recorded them. Otherwise
+    :class:`~pghistory.errors.ObjectNotInPrerequisiteState` says what is missing.
+    """
+    return as_of_table(conn, table, at)[1]
+
+
+def revert(conn: Connection, event_table: str, pgh_id: int) -> str:
+    """Put the object of event ``pgh_id`` back as that event recorded it.
+
+    Returns ``"updated"`` (the row was changed back) or ``"inserted"`` (it had been
+    deleted). An ordinary write, tracked like any other; the event table must hold
+    every column of the table.
+    """
+    rows = _execute(
+        conn,
+        Fragment(
+            sql.SQL("SELECT pghistory.revert(%s::regclass, %s::bigint)"), (event_table, pgh_id)
+        ),
+    )
+    return str(rows[0][0])
+
+
+def prune(
+    conn: Connection,
+    table: str | None = None,
+    *,
+    older_than: datetime.timedelta | str | None = None,
+    keep_last: int | None = None,
+) -> int:
+    """Delete old events of ``table`` (else of every table you own); returns how many.
+
+    ``older_than``: events older than that (a ``timedelta`` or an interval such as
+    ``"90 days"``); ``keep_last``: except the newest N of each object. At least one
+    is needed. Append-only histories are pruned only when ``table`` names them.
+    """
+    if older_than is not None and not isinstance(older_than, datetime.timedelta | str):
+        raise TypeError("older_than= takes a datetime.timedelta or an interval ('90 days')")
+    if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int)):
+        raise TypeError("keep_last= takes an integer")
+    function = call(
+        "prune",
+        target=None if table is None else param(table, "regclass"),
+        older_than=None if older_than is None else param(older_than, "interval"),
+        keep_last=None if keep_last is None else param(keep_last, "integer"),
+    )
+    rows = _execute(conn, Fragment(sql.SQL("SELECT {}").format(function.query), function.params))
+    return int(rows[0][0])
+
+
+def backfill(
+    conn: Connection,
+    table: str,
+    model_name: str | None = None,
+    progress: Callable[[str], object] | None = None,
+) -> int:
+    """Record the current state of every row of ``table`` as a ``backfill`` event.
+
+    So that history (and :func:`as_of`) covers rows older than the tracking; into
+    the event table ``model_name``, else every event table of ``table`` that records
+    inserts. Returns how many events were written. The server works in batches of
+    10000 rows and reports each as a notice; ``progress`` (if given) receives each
+    notice's message while it runs (psycopg logs what it raises, and goes on).
+    """
+    function = call("backfill", [param(table, "regclass")], model_name=_text(model_name))
+    fragment = Fragment(sql.SQL("SELECT {}").format(function.query), function.params)
+    if progress is None:
+        return int(_execute(conn, fragment)[0][0])
+
+    def handler(diag: psycopg.errors.Diagnostic) -> None:
+        if diag.message_primary is not None:
+            progress(diag.message_primary)
+
+    conn.add_notice_handler(handler)
+    try:
+        return int(_execute(conn, fragment)[0][0])
+    finally:
+        conn.remove_notice_handler(handler)
 
 
 def json_default(value: object) -> object:

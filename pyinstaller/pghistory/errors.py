@@ -18,11 +18,13 @@ __all__ = [
     "DuplicateObject",
     "InstallError",
     "InsufficientPrivilege",
+    "InvalidDatetimeFormat",
     "InvalidObjectDefinition",
     "InvalidParameter",
     "InvalidTextRepresentation",
     "NoDataFound",
     "NotInstalled",
+    "ObjectNotInPrerequisiteState",
     "PghistoryError",
     "UndefinedColumn",
     "UndefinedFunction",
@@ -90,6 +92,12 @@ class InvalidTextRepresentation(PghistoryError):
     sqlstates = ("22P02",)
 
 
+class InvalidDatetimeFormat(PghistoryError):
+    """A timestamp or interval that does not parse, e.g. ``older_than="90 dayz"`` (22007)."""
+
+    sqlstates = ("22007",)
+
+
 class UndefinedTable(PghistoryError):
     """No such table (42P01)."""
 
@@ -144,6 +152,12 @@ class DependentObjectsStillExist(PghistoryError):
     sqlstates = ("2BP01",)
 
 
+class ObjectNotInPrerequisiteState(PghistoryError):
+    """The tracking cannot do it, e.g. as_of() of a history without deletes (55000)."""
+
+    sqlstates = ("55000",)
+
+
 _BY_SQLSTATE: dict[str, type[PghistoryError]] = {
     state: cls
     for cls in (
@@ -158,6 +172,8 @@ _BY_SQLSTATE: dict[str, type[PghistoryError]] = {
         NoDataFound,
         InvalidObjectDefinition,
         DependentObjectsStillExist,
+        InvalidDatetimeFormat,
+        ObjectNotInPrerequisiteState,
     )
     for state in cls.sqlstates
 }

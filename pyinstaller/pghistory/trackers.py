@@ -28,6 +28,7 @@ __all__ = [
     "Old",
     "RowEvent",
     "Tracker",
+    "TruncateEvent",
     "UpdateEvent",
 ]
 
@@ -143,6 +144,18 @@ class UpdateEvent(Tracker):
     def _repr_options(self) -> dict[str, object]:
         options: dict[str, object] = {} if self.snapshot is None else {"row": self.snapshot}
         return options | super()._repr_options()
+
+
+class TruncateEvent(Tracker):
+    """Before a TRUNCATE, an event for every row of the table (default label ``truncate``).
+
+    Stores each row as it was, so a truncation never erases what was there.
+    """
+
+    function = "truncate_event"
+
+    def __init__(self, label: str | None = None) -> None:
+        super().__init__(label)
 
 
 class ManualEvent(Tracker):

@@ -40,8 +40,10 @@ def server_error(
         ("P0002", errors.NoDataFound),
         ("42P17", errors.InvalidObjectDefinition),
         ("2BP01", errors.DependentObjectsStillExist),
+        ("22007", errors.InvalidDatetimeFormat),
+        ("55000", errors.ObjectNotInPrerequisiteState),
         ("P0001", errors.PghistoryError),
-        ("55000", errors.PghistoryError),
+        ("42804", errors.PghistoryError),
     ],
 )
 def test_mapping(
