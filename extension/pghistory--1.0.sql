@@ -48,6 +48,7 @@ CREATE TABLE @extschema@._event_table (
     context_field    name,
     append_only      boolean NOT NULL,
     level            text NOT NULL CHECK (level IN ('auto', 'row', 'statement')),
+    partition_by     text CHECK (partition_by IN ('day', 'week', 'month')),   -- NULL: not partitioned
     trigger_function regprocedure,             -- NULL while untracked
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
@@ -813,7 +814,7 @@ CREATE FUNCTION @extschema@._append_only_trigger()
 AS $function$
 -- Guard of append-only event tables; enabled ALWAYS, so session_replication_role does not switch it off.
 BEGIN
-    RAISE EXCEPTION 'pghistory: event table % is append-only', TG_RELID::regclass
+    RAISE EXCEPTION 'pghistory: event table % is append-only', coalesce(pg_partition_root(TG_RELID), TG_RELID)::regclass
         USING ERRCODE = 'insufficient_privilege',
               HINT = 'History of an append_only tracking can only be removed with pghistory.untrack(..., drop_events => true).';
 END
@@ -891,6 +892,72 @@ $function$;
 
 
 
+CREATE FUNCTION @extschema@._add_partitions(p_event_table regclass, p_period text, p_append_only boolean)
+    RETURNS void
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Keep a time-partitioned event table ready: a partition for this period and the next three, and a
+-- default partition so that a write never fails when nobody created its period in time. Events that
+-- went to the default partition move into their period's partition when it is created. Runs from
+-- track(), sync() and prune(); call one of those periodically (e.g. daily) on partitioned histories.
+DECLARE
+    v_schema  name := (SELECT relnamespace::regnamespace::name FROM pg_class WHERE oid = p_event_table);
+    v_name    name := (SELECT relname FROM pg_class WHERE oid = p_event_table);
+    v_default regclass;
+    v_start   timestamptz;
+    v_end     timestamptz;
+    v_part    name;
+BEGIN
+    v_default := to_regclass(format('%I.%I', v_schema, @extschema@._choose_name(v_name, '_default')));
+    IF v_default IS NULL THEN
+        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT',
+                       v_schema, @extschema@._choose_name(v_name, '_default'), p_event_table);
+        v_default := to_regclass(format('%I.%I', v_schema, @extschema@._choose_name(v_name, '_default')));
+        PERFORM @extschema@._guard_partition(v_default, p_append_only);
+    END IF;
+    FOR v_start IN
+        SELECT date_trunc(p_period, now()) + make_interval(days => CASE p_period WHEN 'day' THEN i ELSE 0 END,
+                                                            weeks => CASE p_period WHEN 'week' THEN i ELSE 0 END,
+                                                            months => CASE p_period WHEN 'month' THEN i ELSE 0 END)
+        FROM generate_series(0, 3) AS i
+    LOOP
+        v_end := v_start + CASE p_period WHEN 'day' THEN interval '1 day' WHEN 'week' THEN interval '1 week'
+                                         ELSE interval '1 month' END;
+        v_part := @extschema@._choose_name(v_name, to_char(v_start, '"_p"YYYYMMDD'));
+        CONTINUE WHEN to_regclass(format('%I.%I', v_schema, v_part)) IS NOT NULL;
+        -- Rows of that period in the default partition would block the new one: move them over.
+        EXECUTE format('ALTER TABLE %s DETACH PARTITION %s', p_event_table, v_default);
+        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)',
+                       v_schema, v_part, p_event_table, v_start, v_end);
+        EXECUTE format('WITH moved AS (DELETE FROM %1$s WHERE pgh_created_at >= %2$L AND pgh_created_at < %3$L RETURNING *) '
+                       'INSERT INTO %4$I.%5$I SELECT * FROM moved', v_default, v_start, v_end, v_schema, v_part);
+        EXECUTE format('ALTER TABLE %s ATTACH PARTITION %s DEFAULT', p_event_table, v_default);
+        PERFORM @extschema@._guard_partition(format('%I.%I', v_schema, v_part)::regclass, p_append_only);
+    END LOOP;
+END
+$function$;
+
+
+CREATE FUNCTION @extschema@._guard_partition(p_partition regclass, p_append_only boolean)
+    RETURNS void
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Row guards are cloned to partitions; TRUNCATE guards are not, so each partition gets its own.
+BEGIN
+    IF p_append_only AND NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = p_partition
+                                     AND tgname = 'pghistory_append_only_truncate') THEN
+        EXECUTE format('CREATE TRIGGER pghistory_append_only_truncate BEFORE TRUNCATE ON %s '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._append_only_trigger()', p_partition);
+        EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pghistory_append_only_truncate', p_partition);
+    END IF;
+END
+$function$;
+
+
 CREATE FUNCTION @extschema@._resolve_event_table(p_target regclass, p_model_name text)
     RETURNS text[]
     LANGUAGE plpgsql
@@ -963,7 +1030,8 @@ CREATE FUNCTION @extschema@.track(
     context_field text DEFAULT NULL,
     context_mode  text DEFAULT 'id',
     append_only   boolean DEFAULT false,
-    level         text DEFAULT 'auto')
+    level         text DEFAULT 'auto',
+    partition_by  text DEFAULT NULL)
     RETURNS regclass
     LANGUAGE plpgsql
     VOLATILE
@@ -1014,6 +1082,10 @@ BEGIN
         RAISE EXCEPTION 'pghistory: unknown level "%"', level
             USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''auto'' (default), ''row'' or ''statement''.';
     END IF;
+    IF partition_by NOT IN ('day', 'week', 'month') THEN
+        RAISE EXCEPTION 'pghistory: unknown partition_by "%"', partition_by
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''day'', ''week'' or ''month'' (or leave it out).';
+    END IF;
     IF append_only IS NULL THEN
         RAISE EXCEPTION 'pghistory: append_only must be true or false'
             USING ERRCODE = 'null_value_not_allowed', HINT = 'Leave it out for false.';
@@ -1056,6 +1128,13 @@ BEGIN
             USING ERRCODE = 'duplicate_table',
                   HINT = 'Pass model_name => ''...'' to name the event table differently.';
     END IF;
+    IF (v_table IS NOT NULL AND (SELECT relkind = 'p' FROM pg_class WHERE oid = v_table) <> (partition_by IS NOT NULL))
+       OR (v_old.event_table IS NOT NULL AND v_old.partition_by IS DISTINCT FROM partition_by) THEN
+        RAISE EXCEPTION 'pghistory: % is %, and stays so', v_table,
+                        CASE WHEN partition_by IS NULL THEN 'partitioned' ELSE 'not partitioned by ' || partition_by END
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Track into a new event table (model_name => ...) to change how history is partitioned.';
+    END IF;
     SELECT t.label INTO v_clash FROM @extschema@._tracker t
     WHERE t.target = track.target AND t.event_table IS DISTINCT FROM v_table
       AND t.label IN (SELECT u.label FROM unnest(v_trackers) AS u)
@@ -1075,7 +1154,7 @@ BEGIN
                    ARRAY(SELECT c.attnum FROM @extschema@._columns(target) c WHERE c.attname = ANY (v_columns) ORDER BY c.attnum),
                    fields, exclude, NULL, NULL, context_mode,
                    coalesce(context_field, CASE context_mode WHEN 'json' THEN 'pgh_context' ELSE 'pgh_context_id' END),
-                   append_only, level, NULL, coalesce(v_old.created_at, now()));
+                   append_only, level, partition_by, NULL, coalesce(v_old.created_at, now()));
     IF context_mode = 'none' THEN
         v_event.context_field := NULL;
     END IF;
@@ -1103,9 +1182,13 @@ BEGIN
 
     -- Create the event table, or bring an existing one up to the new configuration (history stays).
     IF v_table IS NULL THEN
-        EXECUTE format('CREATE TABLE %I.%I (pgh_id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, '
-                       'pgh_created_at timestamptz NOT NULL DEFAULT now(), pgh_label text NOT NULL)',
-                       v_name[1], v_name[2]);
+        -- Partitioned by time, the primary key must hold the partition key too.
+        EXECUTE format('CREATE TABLE %I.%I (pgh_id bigint GENERATED BY DEFAULT AS IDENTITY, '
+                       'pgh_created_at timestamptz NOT NULL DEFAULT now(), pgh_label text NOT NULL, '
+                       'PRIMARY KEY (pgh_id%s))%s',
+                       v_name[1], v_name[2],
+                       CASE WHEN partition_by IS NOT NULL THEN ', pgh_created_at' ELSE '' END,
+                       CASE WHEN partition_by IS NOT NULL THEN ' PARTITION BY RANGE (pgh_created_at)' ELSE '' END);
         v_table := format('%I.%I', v_name[1], v_name[2])::regclass;
         IF v_owner <> current_user::regrole THEN
             EXECUTE format('ALTER TABLE %s OWNER TO %s', v_table, v_owner);
@@ -1171,10 +1254,12 @@ BEGIN
     END IF;
 
     -- Append-only guard, enabled ALWAYS so that session_replication_role cannot switch it off.
-    FOR v_trigger IN
-        SELECT t.tgname FROM pg_trigger t WHERE t.tgrelid = v_table AND t.tgname LIKE 'pghistory\_append\_only%'
+    FOR v_column IN   -- (the guards of the table, and of its partitions where they are not clones)
+        SELECT t.tgname, t.tgrelid::regclass AS relation FROM pg_trigger t
+        WHERE (t.tgrelid = v_table OR t.tgrelid IN (SELECT relid FROM pg_partition_tree(v_table))) AND t.tgparentid = 0
+          AND t.tgname LIKE 'pghistory\_append\_only%'
     LOOP
-        EXECUTE format('DROP TRIGGER %I ON %s', v_trigger, v_table);
+        EXECUTE format('DROP TRIGGER %I ON %s', v_column.tgname, v_column.relation);
     END LOOP;
     IF append_only THEN
         EXECUTE format('CREATE TRIGGER pghistory_append_only BEFORE UPDATE OR DELETE ON %s '
@@ -1183,6 +1268,11 @@ BEGIN
                        'FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._append_only_trigger()', v_table);
         EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pghistory_append_only', v_table);
         EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pghistory_append_only_truncate', v_table);
+        PERFORM @extschema@._guard_partition(p.relid, true) FROM pg_partition_tree(v_table) AS p WHERE p.relid <> v_table;
+    END IF;
+
+    IF partition_by IS NOT NULL THEN
+        PERFORM @extschema@._add_partitions(v_table, partition_by, append_only);
     END IF;
 
     -- Registry, then the generated function and one trigger per tracker.
@@ -1190,9 +1280,9 @@ BEGIN
         INSERT INTO @extschema@._event_table SELECT v_event.*;
     ELSE
         UPDATE @extschema@._event_table e SET (columns, attnums, fields, exclude, obj_field, obj_key, context_mode,
-                                              context_field, append_only, level)
+                                              context_field, append_only, level, partition_by)
             = (v_event.columns, v_event.attnums, v_event.fields, v_event.exclude, v_event.obj_field, v_event.obj_key,
-               v_event.context_mode, v_event.context_field, v_event.append_only, v_event.level)
+               v_event.context_mode, v_event.context_field, v_event.append_only, v_event.level, v_event.partition_by)
         WHERE e.event_table = v_table;
     END IF;
     v_event.trigger_function := @extschema@._create_trigger_function(v_event);
@@ -1282,7 +1372,7 @@ BEGIN
     RETURN v_table;
 END
 $function$;
-COMMENT ON FUNCTION @extschema@.track(regclass, @extschema@.tracker[], text[], text[], text, text, text, text, boolean, text) IS
+COMMENT ON FUNCTION @extschema@.track(regclass, @extschema@.tracker[], text[], text[], text, text, text, text, boolean, text, text) IS
     'Record the history of a table: creates or updates its event table and triggers; returns the event table';
 
 
@@ -1297,13 +1387,13 @@ CREATE FUNCTION @extschema@.track(
     target regclass, %1$s,
     fields text[] DEFAULT NULL, exclude text[] DEFAULT NULL, model_name text DEFAULT NULL,
     obj_field text DEFAULT 'pgh_obj_id', context_field text DEFAULT NULL, context_mode text DEFAULT 'id',
-    append_only boolean DEFAULT false, level text DEFAULT 'auto')
+    append_only boolean DEFAULT false, level text DEFAULT 'auto', partition_by text DEFAULT NULL)
     RETURNS regclass
     LANGUAGE sql
     VOLATILE
     SET search_path = pg_catalog, pg_temp
     RETURN @extschema@.track(target, ARRAY[%2$s], fields, exclude, model_name, obj_field, context_field,
-                             context_mode, append_only, level)$sql$,
+                             context_mode, append_only, level, partition_by)$sql$,
             (SELECT string_agg(format('tracker%s @extschema@.tracker', i), ', ') FROM generate_series(1, v_n) i),
             (SELECT string_agg(format('tracker%s', i), ', ') FROM generate_series(1, v_n) i));
     END LOOP;
@@ -1468,7 +1558,7 @@ BEGIN
             ARRAY(SELECT ROW(t.label, t.operation, t.snapshot, t.timing, t.condition)::@extschema@.tracker
                   FROM @extschema@._tracker t WHERE t.event_table = v_event.event_table ORDER BY t.label),
             v_fields, v_exclude, v_event.event_table::text, v_event.obj_field, v_event.context_field,
-            v_event.context_mode, v_event.append_only, v_event.level);
+            v_event.context_mode, v_event.append_only, v_event.level, v_event.partition_by);
     END LOOP;
     PERFORM @extschema@._refresh_events_view();   -- after pg_restore the view must be rebuilt too
 END
@@ -1809,9 +1899,10 @@ AS $function$
 -- Delete old events: those older than older_than, except the keep_last newest of each object.
 -- Append-only histories are pruned only when their owner names the table.
 DECLARE
-    v_event @extschema@._event_table;
-    v_count bigint;
-    v_total bigint := 0;
+    v_event     @extschema@._event_table;
+    v_partition record;
+    v_count     bigint;
+    v_total     bigint := 0;
 BEGIN
     IF older_than IS NULL AND keep_last IS NULL THEN
         RAISE EXCEPTION 'pghistory: prune() needs older_than or keep_last'
@@ -1839,6 +1930,22 @@ BEGIN
             PERFORM set_config('pghistory.busy', 'on', true);
             EXECUTE format('ALTER TABLE %s DISABLE TRIGGER pghistory_append_only', v_event.event_table);
         END IF;
+        IF v_event.partition_by IS NOT NULL THEN
+            PERFORM set_config('pghistory.busy', 'on', true);
+            PERFORM @extschema@._add_partitions(v_event.event_table, v_event.partition_by, v_event.append_only);
+            -- Whole periods older than older_than go at once (with keep_last, rows are chosen one by one).
+            FOR v_partition IN
+                SELECT p.relid::regclass AS relation
+                FROM pg_partition_tree(v_event.event_table) AS p JOIN pg_class c ON c.oid = p.relid
+                WHERE p.isleaf AND keep_last IS NULL AND older_than IS NOT NULL
+                  AND (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz
+                      <= now() - older_than
+            LOOP
+                EXECUTE format('SELECT count(*) FROM %s', v_partition.relation) INTO v_count;
+                EXECUTE format('DROP TABLE %s', v_partition.relation);
+                v_total := v_total + v_count;
+            END LOOP;
+        END IF;
         EXECUTE format('DELETE FROM %1$s AS e WHERE ($1 IS NULL OR e.pgh_created_at < now() - $1) '
                        'AND ($2 IS NULL OR e.pgh_id NOT IN (SELECT k.pgh_id FROM (SELECT p.pgh_id, row_number() OVER '
                        '(%2$s ORDER BY p.pgh_id DESC) AS n FROM %1$s AS p) AS k WHERE k.n <= $2))',
@@ -1849,8 +1956,8 @@ BEGIN
         v_total := v_total + v_count;
         IF v_event.append_only THEN
             EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER pghistory_append_only', v_event.event_table);
-            PERFORM set_config('pghistory.busy', '', true);
         END IF;
+        PERFORM set_config('pghistory.busy', '', true);
     END LOOP;
     RETURN v_total;
 END
@@ -1946,6 +2053,7 @@ CREATE VIEW @extschema@.tracking AS
            e.context_field,
            e.append_only,
            e.level,
+           e.partition_by,
            e.trigger_function IS NOT NULL AS active,
            e.created_at
     FROM @extschema@._event_table e;
