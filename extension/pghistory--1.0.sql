@@ -1648,7 +1648,7 @@ AS $function$
     -- Not in the events view (e.g. after pg_restore, which restores the registry but not the view)
     SELECT e.target, e.event_table, 'it is not in pghistory.events: run pghistory.sync()'
     FROM @extschema@._event_table e
-    WHERE strpos(pg_get_viewdef('@extschema@.events'::regclass), e.event_table::text || ' e') = 0
+    WHERE strpos(pg_get_viewdef(to_regclass('@extschema@.events')), e.event_table::text || ' e') = 0
     UNION ALL
     -- Append-only guards missing or not enabled ALWAYS
     SELECT e.target, e.event_table, format('append-only guard %I is %s', n.name,
@@ -1989,6 +1989,13 @@ BEGIN
     IF model_name IS NOT NULL THEN
         v_name := @extschema@._resolve_event_table(target, model_name);
         v_named := to_regclass(format('%I.%I', v_name[1], v_name[2]));
+        IF NOT EXISTS (SELECT FROM @extschema@._event_table e WHERE e.target = backfill.target AND e.event_table = v_named) THEN
+            RAISE EXCEPTION 'pghistory: % has no event table named "%"', target, model_name
+                USING ERRCODE = 'undefined_object',
+                      HINT = format('Event tables of %s: %s.', target,
+                                    coalesce((SELECT string_agg(e.event_table::text, ', ') FROM @extschema@._event_table e
+                                              WHERE e.target = backfill.target), 'none'));
+        END IF;
     END IF;
     SELECT * INTO v_key FROM @extschema@._primary_key(target);
     FOR v_event IN

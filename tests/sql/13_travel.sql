@@ -74,6 +74,8 @@ SELECT pghistory.revert('orders_event', 123456);
 \echo :LAST_ERROR_SQLSTATE
 SELECT * FROM pghistory.as_of(1, now());
 \echo :LAST_ERROR_SQLSTATE
+SELECT pghistory.backfill('orders', model_name => 'nope');
+\echo :LAST_ERROR_SQLSTATE
 
 -- Leave the database as it was for the next file.
 RESET search_path;
