@@ -203,6 +203,7 @@ def cmd_track(args: argparse.Namespace, out: TextIO) -> int:
             context_mode=args.context_mode,
             append_only=True if args.append_only else None,
             level=args.level,
+            partition_by=args.partition_by,
             **options,
         )
     out.write(event_table + "\n")
@@ -409,6 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument(
         "--level", choices=("auto", "row", "statement"), help="trigger level (default auto)"
+    )
+    sub.add_argument(
+        "--partition-by",
+        choices=("day", "week", "month"),
+        help="keep the history partitioned by pgh_created_at",
     )
 
     sub = command("untrack", cmd_untrack, "stop tracking a table (history stays)")

@@ -76,6 +76,7 @@ def track_sql(
     context_mode: str | None = None,
     append_only: bool | None = None,
     level: str | None = None,
+    partition_by: str | None = None,
 ) -> Fragment:
     """The ``SELECT pghistory.track(...)`` statement :func:`track` runs."""
     for tracker in trackers:
@@ -105,6 +106,7 @@ def track_sql(
         context_mode=_text(context_mode),
         append_only=None if append_only is None else param(bool(append_only), "boolean"),
         level=_text(level),
+        partition_by=_text(partition_by),
     )
     return Fragment(sql.SQL("SELECT {}::text").format(function.query), function.params)
 
@@ -121,12 +123,14 @@ def track(
     context_mode: str | None = None,
     append_only: bool | None = None,
     level: str | None = None,
+    partition_by: str | None = None,
 ) -> str:
     """Track ``target`` (a table name, e.g. ``"public.orders"``); returns the event table.
 
     With no trackers: insert and update events. ``obj_field=None`` stores no object
-    reference (required for tables without a single-column primary key). Options you
-    leave out take the server's defaults; see ``pghistory.track`` in SQL.
+    reference (required for tables without a single-column primary key).
+    ``partition_by="day" | "week" | "month"`` keeps the history partitioned by time. Options
+    you leave out take the server's defaults; see ``pghistory.track`` in SQL.
     """
     fragment = track_sql(
         target,
@@ -139,6 +143,7 @@ def track(
         context_mode=context_mode,
         append_only=append_only,
         level=level,
+        partition_by=partition_by,
     )
     return str(_execute(conn, fragment)[0][0])
 

@@ -468,3 +468,17 @@ def test_not_installed(make_database: Any) -> None:
             pghistory.version(fresh)
         with pytest.raises(errors.NotInstalled), pghistory.context(fresh, user=1):
             pass
+
+
+def test_track_partitioned_history(conn: psycopg.Connection[Any], schema: str) -> None:
+    run(conn, schema, "CREATE TABLE clicks (id int PRIMARY KEY, url text)")
+    event_table = pghistory.track(conn, f"{schema}.clicks", partition_by="week")
+    kind = conn.execute("SELECT relkind FROM pg_class WHERE oid = %s::regclass", (event_table,))
+    assert kind.fetchone() == ("p",)
+    run(conn, schema, "INSERT INTO clicks VALUES (1, '/a')")
+    assert labels(pghistory.events(conn, f"{schema}.clicks", obj=1)) == ["insert"]
+    assert [row["partition_by"] for row in pghistory.status(conn) if row["event_table"] == event_table] == [
+        "week"
+    ]
+    with pytest.raises(errors.InvalidParameter):
+        pghistory.track(conn, f"{schema}.clicks", model_name="other", partition_by="year")

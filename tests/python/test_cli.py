@@ -212,6 +212,8 @@ def test_track_options(
         "--append-only",
         "--level",
         "row",
+        "--partition-by",
+        "month",
     )
     assert (status, err) == (0, "")
     assert out.strip().split(".")[-1] == "cli_prices"
@@ -228,6 +230,7 @@ def test_track_options(
     row = next(r for r in pghistory.status(conn) if str(r["event_table"]).endswith("cli_prices"))
     assert row["append_only"] is True
     assert row["level"] == "row"
+    assert row["partition_by"] == "month"
 
 
 def test_environment_connection(
