@@ -6,8 +6,9 @@
 -- (an ordinary table beside the tracked one) and generated triggers that copy rows into it.
 -- Everything runs in the server, so every writer is recorded, whatever client it uses.
 --
--- Sections: types; registry tables; context; internal helpers; trackers and conditions;
--- track / untrack; manual events; views; grants.
+-- Sections: types; registry; context; internal helpers; trackers and conditions; event tables and
+-- their triggers; track / untrack; schema changes (sync, verify); manual events; travelling in
+-- history (as_of, revert, prune, backfill); views; event triggers; grants.
 --
 -- Conventions: every function pins search_path and qualifies our objects with @extschema@;
 -- dynamic SQL uses format() with %I / %L / regclass; internal helpers start with "_";
@@ -21,7 +22,7 @@
 -- What one tracker records: built by insert_event(), update_event() and friends, passed to track().
 CREATE TYPE @extschema@.tracker AS (
     label     text,   -- pgh_label of its events, unique per tracked table
-    operation text,   -- insert, update, delete, insert_or_update, manual
+    operation text,   -- insert, update, delete, insert_or_update, truncate, manual
     snapshot  text,   -- old or new: which row image is stored
     timing    text,   -- after or before (NULL for manual)
     condition text    -- SQL boolean over OLD/NEW (a trigger WHEN clause), NULL for always
@@ -816,7 +817,7 @@ AS $function$
 BEGIN
     RAISE EXCEPTION 'pghistory: event table % is append-only', coalesce(pg_partition_root(TG_RELID), TG_RELID)::regclass
         USING ERRCODE = 'insufficient_privilege',
-              HINT = 'History of an append_only tracking can only be removed with pghistory.untrack(..., drop_events => true).';
+              HINT = 'Only its owner removes such history: pghistory.prune(''table'', ...) or pghistory.untrack(..., drop_events => true).';
 END
 $function$;
 
@@ -858,23 +859,6 @@ END
 $function$;
 
 
-CREATE FUNCTION @extschema@._sql_drop_trigger()
-    RETURNS event_trigger
-    LANGUAGE plpgsql
-    VOLATILE
-    SET search_path = pg_catalog, pg_temp
-AS $function$
--- After DROP TABLE / DROP SCHEMA: forget what was tracked there (not while pghistory itself goes).
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_event_trigger_dropped_objects() d
-                   WHERE d.object_type = 'extension' AND d.object_identity = 'pghistory') THEN
-        PERFORM @extschema@._forget_dropped();
-        PERFORM @extschema@._refresh_events_view();
-    END IF;
-END
-$function$;
-
-
 CREATE FUNCTION @extschema@._drop_start_trigger()
     RETURNS event_trigger
     LANGUAGE plpgsql
@@ -882,7 +866,7 @@ CREATE FUNCTION @extschema@._drop_start_trigger()
     SET search_path = pg_catalog, pg_temp
 AS $function$
 -- Before a DROP: pghistory.events reads every event table, so it would block dropping one. Empty it
--- for the command; _sql_drop_trigger() rebuilds it (all in the dropping transaction).
+-- for the command; _ddl_end_trigger() rebuilds it (all in the dropping transaction).
 BEGIN
     IF to_regclass('@extschema@.events') IS NOT NULL THEN
         PERFORM @extschema@._refresh_events_view(true);
@@ -1573,13 +1557,19 @@ CREATE FUNCTION @extschema@._ddl_end_trigger()
     VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $function$
+-- After a DROP: forget what was tracked in what went, and rebuild pghistory.events.
 -- After ALTER TABLE on a tracked table or an event table: sync() it in the same transaction when the
 -- change concerns history (other changes, such as DISABLE TRIGGER, are left for verify() to report).
 DECLARE
     v_target regclass;
 BEGIN
+    IF TG_TAG <> 'ALTER TABLE' THEN
+        PERFORM @extschema@._forget_dropped();
+        PERFORM @extschema@._refresh_events_view();
+        RETURN;
+    END IF;
     IF current_setting('pghistory.busy', true) = 'on' THEN
-        RETURN;   -- DDL issued by track()/sync() themselves
+        RETURN;   -- ALTER TABLE issued by track()/sync()/prune() themselves
     END IF;
     FOR v_target IN
         SELECT DISTINCT e.target FROM pg_event_trigger_ddl_commands() d
@@ -2149,11 +2139,8 @@ $function$;
 DO $do$
 BEGIN
     IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
-        CREATE EVENT TRIGGER pghistory_sql_drop ON sql_drop
-            WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
-            EXECUTE FUNCTION @extschema@._sql_drop_trigger();
-        CREATE EVENT TRIGGER pghistory_alter_table ON ddl_command_end
-            WHEN TAG IN ('ALTER TABLE')
+        CREATE EVENT TRIGGER pghistory_ddl_end ON ddl_command_end
+            WHEN TAG IN ('ALTER TABLE', 'DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
             EXECUTE FUNCTION @extschema@._ddl_end_trigger();
         CREATE EVENT TRIGGER pghistory_drop_start ON ddl_command_start
             WHEN TAG IN ('DROP TABLE', 'DROP SCHEMA', 'DROP OWNED')
@@ -2175,5 +2162,4 @@ GRANT SELECT ON @extschema@.tracking, @extschema@.events, @extschema@.context TO
 GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@._event_table, @extschema@._tracker TO PUBLIC;
 -- Event trigger functions run without EXECUTE; nobody needs to call them. (_append_only_trigger stays
 -- executable: table owners attach it through track(), and all it does is refuse a write.)
-REVOKE ALL ON FUNCTION @extschema@._sql_drop_trigger(), @extschema@._drop_start_trigger(),
-                       @extschema@._ddl_end_trigger() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._drop_start_trigger(), @extschema@._ddl_end_trigger() FROM PUBLIC;

@@ -25,7 +25,7 @@ SELECT count(*) AS registered FROM pghistory.tracking;
 SELECT count(*) AS generated_functions FROM pg_proc WHERE proname LIKE 'pghistory_orders%';
 
 -- Without the event trigger (an extension created by a non-superuser has none), track() cleans up.
-ALTER EVENT TRIGGER pghistory_sql_drop DISABLE;
+ALTER EVENT TRIGGER pghistory_ddl_end DISABLE;
 CREATE TABLE invoice (id int PRIMARY KEY);
 SELECT pghistory.track('invoice');
 DROP TABLE invoice_event;
@@ -35,7 +35,7 @@ SELECT pghistory.track('other');
 SELECT target FROM pghistory.tracking;
 INSERT INTO invoice VALUES (1);
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'invoice'::regclass;
-ALTER EVENT TRIGGER pghistory_sql_drop ENABLE;
+ALTER EVENT TRIGGER pghistory_ddl_end ENABLE;
 
 -- Even DROP EXTENSION does not break writes: the generated triggers go on recording (without
 -- context). After CREATE EXTENSION, track() takes the event table over and the history goes on.

@@ -43,6 +43,10 @@ RESET ROLE;
 DROP OWNED BY regress_pgh_reader;
 DROP ROLE regress_pgh_reader;
 
+-- A DROP that drops nothing leaves the view whole.
+DROP TABLE IF EXISTS no_such_table;
+SELECT count(*) FROM pghistory.events;
+
 -- The view follows tracking: untrack(drop_events) and DROP TABLE take the history out of it.
 SELECT pghistory.untrack('tag', drop_events => true);
 SELECT DISTINCT pgh_model FROM pghistory.events;

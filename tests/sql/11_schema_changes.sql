@@ -59,12 +59,12 @@ ALTER TABLE code ALTER COLUMN v TYPE int USING length(v);
 \echo :LAST_ERROR_SQLSTATE
 
 -- Without the event trigger, sync() follows the changes when called.
-ALTER EVENT TRIGGER pghistory_alter_table DISABLE;
+ALTER EVENT TRIGGER pghistory_ddl_end DISABLE;
 ALTER TABLE item RENAME COLUMN name TO title;
 SELECT pghistory.sync('item');
 INSERT INTO item VALUES (2, 'ink', 1);
 SELECT pgh_label, title FROM item_event ORDER BY pgh_id;
-ALTER EVENT TRIGGER pghistory_alter_table ENABLE;
+ALTER EVENT TRIGGER pghistory_ddl_end ENABLE;
 
 -- Leave the database as it was for the next file.
 RESET search_path;
