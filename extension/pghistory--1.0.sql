@@ -1078,14 +1078,11 @@ BEGIN
     PERFORM @extschema@._check_columns(target, exclude, 'exclude');
 
     -- Trackers: default insert + update; each one checked again (a ROW() built by hand skips constructors).
-    v_trackers := CASE WHEN cardinality(trackers) > 0 THEN trackers
-                       ELSE ARRAY[@extschema@.insert_event(), @extschema@.update_event()] END;
-    FOREACH v_tracker IN ARRAY v_trackers LOOP
-        PERFORM @extschema@._tracker(v_tracker.label, v_tracker.operation, v_tracker.snapshot,
-                                     v_tracker.timing, v_tracker.condition);
-    END LOOP;
     v_trackers := ARRAY(SELECT @extschema@._tracker(t.label, t.operation, t.snapshot, t.timing, t.condition)
-                        FROM unnest(v_trackers) AS t);
+                        FROM unnest(CASE WHEN cardinality(trackers) > 0 THEN trackers
+                                         ELSE ARRAY[@extschema@.insert_event(), @extschema@.update_event()] END)
+                             WITH ORDINALITY AS t(label, operation, snapshot, timing, condition, n)
+                        ORDER BY t.n);
     SELECT t.label INTO v_clash FROM unnest(v_trackers) AS t GROUP BY t.label HAVING count(*) > 1 LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'pghistory: label "%" is given to two trackers of %', v_clash, target
