@@ -1391,6 +1391,7 @@ AS $function$
 -- Stop recording (one event table, or all of the table); the history stays unless drop_events.
 DECLARE
     v_name  text[];
+    v_named regclass;
     v_table regclass;
     v_count int := 0;
 BEGIN
@@ -1399,11 +1400,11 @@ BEGIN
     PERFORM @extschema@._forget_dropped();
     IF model_name IS NOT NULL THEN
         v_name := @extschema@._resolve_event_table(target, model_name);
-        v_table := to_regclass(format('%I.%I', v_name[1], v_name[2]));
+        v_named := to_regclass(format('%I.%I', v_name[1], v_name[2]));
     END IF;
     FOR v_table IN
         SELECT e.event_table FROM @extschema@._event_table e
-        WHERE e.target = untrack.target AND (model_name IS NULL OR e.event_table = v_table)
+        WHERE e.target = untrack.target AND (model_name IS NULL OR e.event_table = v_named)
     LOOP
         v_count := v_count + 1;
         PERFORM @extschema@._drop_triggers(v_table);
