@@ -24,6 +24,7 @@ against the untracked statement and the generated function, interleaved.
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
 import sys
 import time
@@ -100,6 +101,13 @@ def function_of(b: bench.Bench, v: bench.Variant) -> str:
     )
 
 
+JOIN_RE = re.compile(
+    r"FROM \(SELECT row_number\(\) OVER \(\) AS pgh_row, \* FROM pgh_old\) AS old "
+    r"FULL JOIN \(SELECT row_number\(\) OVER \(\) AS pgh_row, \* FROM pgh_new\) AS new "
+    r"ON new\.pgh_row = old\.pgh_row(\s+WHERE[^;]*);"
+)
+
+
 def experiments(b: bench.Bench, args: argparse.Namespace) -> None:
     stmt, row = b.by_key.get("pgh_stmt"), b.by_key.get("pgh_row")
     untracked = b.by_key["untracked"]
@@ -107,84 +115,105 @@ def experiments(b: bench.Bench, args: argparse.Namespace) -> None:
         print("--experiments needs the level variants (drop --no-levels)")
         return
     fstmt, frow = function_of(b, stmt), function_of(b, row)
-    ctx_index = b.sql(
+    stmt_src = b.sql(f"SELECT pg_get_functiondef('{fstmt}'::regprocedure)")[0][0]
+    row_src = b.sql(f"SELECT pg_get_functiondef('{frow}'::regprocedure)")[0][0]
+    indexes = b.sql(
         "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
-        "WHERE indrelid = %s::regclass AND pg_get_indexdef(indexrelid) LIKE '%%(pgh_context_id)'",
+        "WHERE indrelid = %s::regclass",
         stmt.event_table,
     )
-    row_src = b.sql(f"SELECT pg_get_functiondef('{frow}'::regprocedure)")[0][0]
+    text_idx = [(n, d) for n, d in indexes if "::text" in d]
+    ctx_idx = [(n, d) for n, d in indexes if "(pgh_context_id)" in d]
     ctx_call = "pghistory.current_context_id()"
     fast = (
         "CASE WHEN coalesce(current_setting('pghistory.context_id', true), '') = '' "
         "THEN NULL::uuid ELSE pghistory.current_context_id() END"
     )
 
-    def alter(fn: str, *sets: str) -> Callable[[], None]:
-        def do() -> None:
-            for s in sets:
-                b.sql(f"ALTER FUNCTION {fn} SET {s}")
-
-        return do
-
-    def undo_alter(fn: str, *names: str) -> Callable[[], None]:
-        def do() -> None:
-            for n in names:
-                b.sql(f"ALTER FUNCTION {fn} RESET {n}")
-
-        return do
-
-    def partial_index() -> None:
-        name, _ = ctx_index[0]
-        b.sql(f"DROP INDEX {name}")
-        b.sql(
-            f"CREATE INDEX {name.split('.')[-1]} ON {stmt.event_table} (pgh_context_id) "
-            "WHERE pgh_context_id IS NOT NULL"
+    # modifications: name -> (apply, undo); a case applies several
+    Mod = tuple[Callable[[], None], Callable[[], None]]
+    mods: dict[str, Mod] = {
+        "jit off": (
+            lambda: b.sql(f"ALTER FUNCTION {fstmt} SET jit = off"),
+            lambda: b.sql(f"ALTER FUNCTION {fstmt} RESET jit"),
+        ),
+        "work_mem 64MB": (
+            lambda: b.sql(f"ALTER FUNCTION {fstmt} SET work_mem = '64MB'"),
+            lambda: b.sql(f"ALTER FUNCTION {fstmt} RESET work_mem"),
+        ),
+    }
+    if text_idx:
+        t_name, t_ddl = text_idx[0]
+        mods["no pgh_obj_id::text index"] = (
+            lambda: b.sql(f"DROP INDEX {t_name}"),
+            lambda: b.sql(t_ddl),
+        )
+    if ctx_idx:
+        c_name, c_ddl = ctx_idx[0]
+        partial = " WHERE " in c_ddl
+        c_other = (
+            c_ddl.split(" WHERE ")[0] if partial else c_ddl + " WHERE pgh_context_id IS NOT NULL"
+        )
+        mods["context index " + ("not partial" if partial else "partial")] = (
+            lambda: (b.sql(f"DROP INDEX {c_name}"), b.sql(c_other)),
+            lambda: (b.sql(f"DROP INDEX {c_name}"), b.sql(c_ddl)),
+        )
+    if JOIN_RE.search(stmt_src):
+        mods["pair old/new by primary key (unsafe, bound)"] = (
+            lambda: b.sql(
+                JOIN_RE.sub(
+                    r"FROM pgh_old AS old JOIN pgh_new AS new ON new.id = old.id\1;", stmt_src
+                )
+            ),
+            lambda: b.sql(stmt_src),
+        )
+        mods["no pairing, no condition (bound)"] = (
+            lambda: b.sql(JOIN_RE.sub("FROM pgh_new AS new WHERE true;", stmt_src)),
+            lambda: b.sql(stmt_src),
+        )
+    if ctx_call in row_src:
+        mods["no-context fast path inlined"] = (
+            lambda: b.sql(row_src.replace(ctx_call, fast)),
+            lambda: b.sql(row_src),
         )
 
-    def full_index() -> None:
-        name, ddl = ctx_index[0]
-        b.sql(f"DROP INDEX {name}")
-        b.sql(ddl)
-
-    # (name, variant, workloads, apply, undo)
-    cases: list[
-        tuple[str, bench.Variant, tuple[str, ...], Callable[[], None], Callable[[], None]]
-    ] = [
-        ("untracked", untracked, ("update", "insert", "noop"), lambda: None, lambda: None),
-        ("statement: as generated", stmt, ("update", "insert", "noop"), lambda: None, lambda: None),
+    everything = ("update", "insert", "noop")
+    plan: list[tuple[str, bench.Variant, tuple[str, ...], list[str]]] = [
+        ("untracked", untracked, everything, []),
+        ("statement, as generated", stmt, everything, []),
+        ("statement + jit off", stmt, ("update", "noop"), ["jit off"]),
         (
-            "statement: SET jit = off",
+            "statement + jit off + work_mem 64MB",
             stmt,
             ("update", "noop"),
-            alter(fstmt, "jit = off"),
-            undo_alter(fstmt, "jit"),
+            ["jit off", "work_mem 64MB"],
         ),
-        (
-            "statement: SET jit = off, work_mem = 64MB",
-            stmt,
-            ("update", "noop"),
-            alter(fstmt, "jit = off", "work_mem = '64MB'"),
-            undo_alter(fstmt, "jit", "work_mem"),
-        ),
-        (
-            "statement: jit off + partial context index",
-            stmt,
-            ("update", "insert"),
-            lambda: (alter(fstmt, "jit = off")(), partial_index()),
-            lambda: (undo_alter(fstmt, "jit")(), full_index()),
-        ),
-        ("row: as generated", row, ("update", "insert"), lambda: None, lambda: None),
     ]
-    if ctx_call in row_src:
-        cases.append(
+    for m in mods:
+        if m.startswith(("no pgh_obj", "context index")):
+            plan.append((f"statement + jit off + {m}", stmt, ("update", "insert"), ["jit off", m]))
+        if m.startswith(("pair", "no pairing")):
+            plan.append((f"statement + jit off + {m}", stmt, ("update", "noop"), ["jit off", m]))
+    plan.append(("row, as generated", row, ("update", "insert"), []))
+    if "no-context fast path inlined" in mods:
+        plan.append(
             (
-                "row: no-context fast path inlined",
+                "row + no-context fast path inlined",
                 row,
                 ("update", "insert"),
-                lambda: b.sql(row_src.replace(ctx_call, fast)),
-                lambda: b.sql(row_src),
+                ["no-context fast path inlined"],
             )
         )
+    cases = [
+        (
+            name,
+            v,
+            wls,
+            (lambda ms=ms: [mods[m][0]() for m in ms]),
+            (lambda ms=ms: [mods[m][1]() for m in reversed(ms)]),
+        )
+        for name, v, wls, ms in plan
+    ]
     results: dict[tuple[str, str], list[float]] = {}
     for rep in range(args.reps):
         for name, v, workloads, apply, undo in cases:

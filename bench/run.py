@@ -671,12 +671,18 @@ class Bench:
         }
 
     def pin_backends(self, clients: int) -> None:
-        """Move the backend of pgbench number i (application_name pghbench<i>) to CPU i."""
+        """Move the backend of pgbench number i (application_name pghbench<i>) to CPU i.
+
+        pgbench opens a first connection (to print the server version) and closes it before
+        its client connects, so every new backend is pinned until each pgbench has one that
+        ran a statement.
+        """
         pinned: set[int] = set()
-        deadline = time.monotonic() + 5
-        while len(pinned) < clients and time.monotonic() < deadline:
-            for pid, app in self.sql(
-                "SELECT pid, application_name FROM pg_stat_activity "
+        ready: set[str] = set()
+        deadline = time.monotonic() + 10
+        while len(ready) < clients and time.monotonic() < deadline:
+            for pid, app, query in self.sql(
+                "SELECT pid, application_name, query FROM pg_stat_activity "
                 "WHERE application_name LIKE 'pghbench%%'"
             ):
                 if pid not in pinned:
@@ -685,7 +691,11 @@ class Bench:
                         ["taskset", "-p", "-c", cpu, str(pid)], capture_output=True, check=False
                     )
                     pinned.add(pid)
-            time.sleep(0.002)
+                elif query:
+                    ready.add(app)
+            time.sleep(0.005)
+        if len(ready) < clients:
+            self.problems.append(f"could not pin the backends of {clients} pgbench clients")
 
     def pgbench(self, context: bool) -> None:
         # (variant, shape) pairs; shape auto = the bare write, tx/select/set_context/raw = in
