@@ -203,6 +203,25 @@ def _django(table: str) -> list[str]:
     return stmts
 
 
+FLOOR_TABLE = "bench_floor"
+
+
+def _floor(table: str) -> list[str]:
+    """No trigger: the workloads write the events themselves, in the same statement."""
+    return [f"CREATE TABLE {table}_event (LIKE bench_pghistory_event INCLUDING ALL)"]
+
+
+def floor_sql(sql: str, table: str, workload: str) -> str:
+    """The write and its events in one statement (a data-modifying CTE): no trigger, no
+    function call, no transition table; what remains is the work of storing the events."""
+    cols = ", ".join(["id", *DATA_COLUMNS])
+    return (
+        f"WITH w AS ({sql} RETURNING {cols}) "
+        f"INSERT INTO {table}_event (pgh_label, pgh_obj_id, {cols}) "
+        f"SELECT '{workload}', id, {cols} FROM w"
+    )
+
+
 def make_variants(levels: bool) -> list[Variant]:
     variants = [
         Variant("untracked", "untracked", "bench_untracked", None, lambda t: []),
@@ -238,6 +257,9 @@ def make_variants(levels: bool) -> list[Variant]:
         Variant(
             "django", "django reference", "bench_django", "bench_django_event", _django, ("raw",)
         )
+    )
+    variants.append(
+        Variant("floor", "floor (no trigger)", FLOOR_TABLE, f"{FLOOR_TABLE}_event", _floor)
     )
     return variants
 
@@ -498,6 +520,12 @@ class Bench:
 
     # -- bulk ----------------------------------------------------------------------------
     def bulk_sql(self, workload: str, table: str) -> str:
+        sql = self._bulk_sql(workload, table)
+        if table == FLOOR_TABLE and workload != "noop":
+            return floor_sql(sql, table, "update" if workload.startswith("update") else workload)
+        return sql
+
+    def _bulk_sql(self, workload: str, table: str) -> str:
         n = self.cfg.touched
         if workload in ("update", "update_ctx"):
             return f"UPDATE {table} SET qty = qty + 1, price = price + 1 WHERE id <= {n}"
@@ -551,7 +579,7 @@ class Bench:
         for workload in ("update", "insert", "noop"):
             cases += [(workload, v, None) for v in self.variants]
         for v in self.variants:
-            if v.event_table:
+            if v.context_protocols:
                 cases.append(("update_ctx", v, v.context_protocols[0]))
         workloads = ["update", "insert", "noop", "update_ctx"]
         for rep in range(self.cfg.reps):
@@ -582,6 +610,8 @@ class Bench:
                 f"INSERT INTO {table} ({', '.join(DATA_COLUMNS)}) VALUES "
                 f"(:v, 'name-' || :v, :v * 0.25, now(), :v % 7);",
             ]
+        if table == FLOOR_TABLE:
+            lines[1] = floor_sql(lines[1].rstrip(";"), table, workload) + ";"
         if shape == "auto":  # autocommit: the write is the transaction
             return "\n".join(lines) + "\n"
         body = [lines[0], "BEGIN;"]
