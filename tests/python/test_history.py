@@ -423,11 +423,11 @@ def test_sync_and_verify(make_database: Any, capsys: pytest.CaptureFixture[str])
         assert (status, json.loads(out), err) == (0, [], "")
 
         # a schema change nobody followed (as where no event trigger runs): sync() follows it
-        c.execute("ALTER EVENT TRIGGER pghistory_alter_table DISABLE")
+        c.execute("ALTER EVENT TRIGGER pghistory_ddl_end DISABLE")
         try:
             c.execute("ALTER TABLE stock ADD COLUMN note text")
         finally:
-            c.execute("ALTER EVENT TRIGGER pghistory_alter_table ENABLE")
+            c.execute("ALTER EVENT TRIGGER pghistory_ddl_end ENABLE")
         problems = pghistory.verify(c)
         assert [(row["target"], row["event_table"]) for row in problems] == [("stock", event_table)]
         assert "note" in problems[0]["problem"]
