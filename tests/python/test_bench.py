@@ -1,0 +1,26 @@
+"""The read benchmark runs (small sizes) and prints its table; figures are for bench/, not tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def test_read_benchmark_quick(pg_server) -> None:
+    if pg_server.version != 15:
+        pytest.skip("the benchmark scripts are exercised once, on PostgreSQL 15")
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "read.py"), "--quick", "--pg", "15"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| one object's history with diffs (pghistory.events) |" in result.stdout
+    assert "| prune() one month |" in result.stdout
