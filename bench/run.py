@@ -378,6 +378,7 @@ class Bench:
         self.problems: list[str] = []
         self.meter: CpuMeter | None = None
         self.retried = 0  # measurements repeated because other processes used the CPUs
+        self._scripts = 0
 
     # -- server --------------------------------------------------------------------------
     def start(self) -> None:
@@ -390,6 +391,20 @@ class Bench:
         pg = self.server._pg
         pg.terminate()
         pg.start()
+        # pgserver's command line (fsync, synchronous_commit, full_page_writes) outranks ALTER
+        # SYSTEM; a per-database setting outranks the command line where the setting allows it.
+        with psycopg.connect(self.server.dsn(), autocommit=True) as conn:
+            for name, value in self.cfg.settings.items():
+                row = conn.execute(
+                    "SELECT context, source, setting FROM pg_settings WHERE name = %s", (name,)
+                ).fetchone()
+                if row and row[0] in ("user", "superuser"):
+                    conn.execute(f"ALTER DATABASE postgres SET {name} = '{value}'")
+                elif row and row[1] == "command line" and name not in SERVER_SETTINGS:
+                    raise SystemExit(
+                        f"bench: {name} is fixed by pgserver's command line ({row[2]}); "
+                        "--set cannot change it"
+                    )
         self.admin = psycopg.connect(self.server.dsn(), autocommit=True)
         self.meter = CpuMeter(int(pg.server_pid))
         progress(f"server {self.server.full_version} at port {self.server.port}")
@@ -450,6 +465,8 @@ class Bench:
         )
         out = {name: value for name, value, _ in rows}
         out["server_version"] = self.sql("SHOW server_version")[0][0]
+        # jit = on means nothing where the build has no LLVM (pixeltable's PostgreSQL 16)
+        out["jit_available"] = str(self.sql("SELECT pg_jit_available()")[0][0]).lower()
         for name in (
             "shared_buffers",
             "work_mem",
@@ -458,7 +475,7 @@ class Bench:
             "max_wal_size",
         ):
             out[name] = self.sql(f"SHOW {name}")[0][0]
-        return {k: out[k] for k in SHOWN_SETTINGS if k in out}
+        return {k: out[k] for k in (*SHOWN_SETTINGS, "jit_available") if k in out}
 
     # -- schema --------------------------------------------------------------------------
     def setup(self) -> None:
@@ -623,9 +640,46 @@ class Bench:
     def run_pgbench_once(
         self, workload: str, v: Variant, shape: str, clients: int
     ) -> dict[str, Any]:
+        q = self.pgbench_run(
+            self.pgbench_script(workload, v.table, shape),
+            clients,
+            lambda: self.reset(v),
+            f"pgbench {workload} {v.key} {shape} c={clients}",
+        )
+        tps, done, lats, pin = q["tps"], q["transactions"], q["latencies"], q["pinned"]
+        events, with_ctx, total, heap = self.events(v)
+        if v.event_table and events != done:
+            self.problems.append(
+                f"pgbench {workload} {v.key} {shape}: {events} events for {done} tx"
+            )
+        if shape in ("set_context", "raw") and with_ctx != events:
+            self.problems.append(
+                f"pgbench {workload} {v.key} {shape}: {events - with_ctx} events without context"
+            )
+        return {
+            "workload": workload,
+            "variant": v.key,
+            "shape": shape,
+            "clients": clients,
+            "tps": tps,
+            "pinned": bool(pin),
+            "latency_ms": statistics.mean(lats) if lats else None,
+            "transactions": done,
+            "events": events,
+            "bytes": total,
+            "heap_bytes": heap,
+            "foreign_cpu": q["foreign_cpu"],
+            "attempts": q["attempts"],
+        }
+
+    def pgbench_run(
+        self, script_text: str, clients: int, prepare: Callable[[], None], what: str
+    ) -> dict[str, Any]:
+        """Run a pgbench script with this many clients (pinned, see below); sum their rates."""
         assert self.server is not None
-        script = self.tmpdir / f"{workload}-{v.key}-{shape}.sql"
-        script.write_text(self.pgbench_script(workload, v.table, shape))
+        self._scripts += 1
+        script = self.tmpdir / f"script{self._scripts}.sql"
+        script.write_text(script_text)
         duration = (
             ["-t", str(self.cfg.transactions)]
             if self.cfg.transactions
@@ -662,9 +716,7 @@ class Bench:
             outs = [(p, *p.communicate()) for p in procs]
             return {"outs": [(p.returncode, out, err) for p, out, err in outs]}
 
-        q = self.quiet(
-            lambda: self.reset(v), measure, f"pgbench {workload} {v.key} {shape} c={clients}"
-        )
+        q = self.quiet(prepare, measure, what)
         tps, lats, done = 0.0, [], 0
         for (rc, out, err), cmd in zip(q["outs"], cmds, strict=True):
             m = re.search(r"tps = ([0-9.]+) \((?:without|excluding)", out)
@@ -675,27 +727,11 @@ class Bench:
             tps += float(m.group(1))
             lats += [float(lat.group(1))] if lat else []
             done += int(tx.group(1)) if tx else 0
-        events, with_ctx, total, heap = self.events(v)
-        if v.event_table and events != done:
-            self.problems.append(
-                f"pgbench {workload} {v.key} {shape}: {events} events for {done} tx"
-            )
-        if shape in ("set_context", "raw") and with_ctx != events:
-            self.problems.append(
-                f"pgbench {workload} {v.key} {shape}: {events - with_ctx} events without context"
-            )
         return {
-            "workload": workload,
-            "variant": v.key,
-            "shape": shape,
-            "clients": clients,
             "tps": tps,
-            "pinned": bool(pin),
-            "latency_ms": statistics.mean(lats) if lats else None,
             "transactions": done,
-            "events": events,
-            "bytes": total,
-            "heap_bytes": heap,
+            "latencies": lats,
+            "pinned": bool(pin),
             "foreign_cpu": q["foreign_cpu"],
             "attempts": q["attempts"],
         }
@@ -931,7 +967,7 @@ def report(b: Bench, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                     fmt(n / base * 1000 if base else None, ".0f"),
                     "-",
                     fmt(n / withc * 1000 if withc else None, ".0f"),
-                    fmt(ratio, ".2f"),
+                    fmt(ratio, ".3f"),
                     "-",
                     verdict("context", ratio) if v.key == "pghistory" else "",
                 ]
@@ -977,8 +1013,8 @@ def report(b: Bench, meta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                             fmt(tx, ".0f"),
                             fmt(sel, ".0f"),
                             fmt(withc, ".0f"),
-                            fmt(r_tx, ".2f"),
-                            fmt(r_sel, ".2f"),
+                            fmt(r_tx, ".3f"),
+                            fmt(r_sel, ".3f"),
                             verdict("context", r_tx) if v.key == "pghistory" else "",
                         ]
                     )
