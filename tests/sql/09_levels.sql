@@ -52,8 +52,9 @@ UPDATE by_statement SET n = n + 1;
 ROLLBACK;
 SELECT count(*) FROM by_statement_event;
 
--- Partitioned tables and before-triggers are always captured per row (statement triggers on a
--- parent would miss writes straight to a partition; BEFORE triggers have no transition tables).
+-- Before-triggers are always captured per row (they have no transition tables). A partitioned
+-- table is captured both ways: per statement through it, per row straight to a partition
+-- (16_partitioned_tables).
 CREATE TABLE measurement (id int, at date, v int, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
 CREATE TABLE measurement_2026 PARTITION OF measurement FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 SELECT pghistory.track('measurement', pghistory.insert_event(), pghistory.before_delete('gone'),
