@@ -705,6 +705,22 @@ WHERE t.event_table = p_event_table AND t.level = 'statement' AND c.relkind = 'p
 $function$;
 
 
+CREATE FUNCTION @extschema@._statement_check_needed(p_event @extschema@._event_table)
+    RETURNS boolean
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Whether the statements on a tracked table must check it first: when no enabled event trigger of
+-- ours follows its schema changes.
+SELECT EXISTS (SELECT FROM @extschema@._tracker t
+               WHERE t.event_table = p_event.event_table AND t.operation <> 'manual')
+   AND NOT EXISTS (SELECT FROM pg_event_trigger g
+                   WHERE g.evtname = 'pghistory_ddl_end' AND g.evtenabled <> 'D'
+                     AND g.evtfoid = '@extschema@._ddl_end_trigger()'::regprocedure);
+$function$;
+
+
 CREATE FUNCTION @extschema@._create_trigger_function(p_event @extschema@._event_table)
     RETURNS regprocedure
     LANGUAGE plpgsql
@@ -731,20 +747,62 @@ DECLARE
     v_statements text;
     v_twins      text[] := @extschema@._statement_twins(p_event.event_table);
     v_marker     text := 'pghistory.via_' || left(md5(p_event.event_table::text), 16);
+    v_stamp_sql  text;
+    v_stamp      text;
+    v_check      text := '';
+    v_begin      text := '';
     v_via_parent text := '';
 BEGIN
-    IF v_twins <> '{}' THEN
-        v_via_parent := format($marker$
-    IF TG_NARGS = 0 THEN   -- a statement through the partitioned table begins or ends
-        PERFORM set_config(%1$L, CASE WHEN TG_WHEN = 'BEFORE'
-            THEN concat_ws(',', nullif(current_setting(%1$L, true), ''), pg_trigger_depth())
-            ELSE regexp_replace(coalesce(current_setting(%1$L, true), ''), '(^|,)' || pg_trigger_depth() || '$', '') END, true);
-        RETURN NULL;
+    -- Without the event trigger that follows schema changes (an extension created by a role that
+    -- is not a superuser), each statement first checks that the columns and names this code was
+    -- generated for are still there, so that it fails with a pghistory: error, not a missing column.
+    IF @extschema@._statement_check_needed(p_event) THEN
+        v_stamp_sql := format('SELECT string_agg(a.attname || %L || format_type(a.atttypid, a.atttypmod), %L ORDER BY a.attnum) '
+                              'FROM pg_attribute a WHERE a.attrelid = %s AND NOT a.attisdropped AND (a.attnum = ANY (%L)%s)',
+                              ' ', ',', p_event.target::oid,
+                              p_event.attnums || (SELECT a.attnum FROM pg_attribute a
+                                                  WHERE a.attrelid = p_event.target AND a.attname = p_event.obj_key),
+                              CASE WHEN p_event.fields IS NULL   -- every column is tracked: an added one is a change
+                                   THEN format(' OR a.attnum > %s', (SELECT max(a.attnum) FROM pg_attribute a WHERE a.attrelid = p_event.target))
+                                   ELSE '' END);
+        EXECUTE v_stamp_sql INTO v_stamp;
+        v_check := format($check$
+        IF ((%1$s) IS DISTINCT FROM %2$L OR to_regclass(%3$L) IS DISTINCT FROM %4$s::oid::regclass%7$s) THEN
+            RAISE EXCEPTION 'pghistory: %% changed since its tracking was set up', %6$s::oid::regclass
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'Its columns or name, or the name of its event table, are not what its history records.',
+                      HINT = format('Run SELECT pghistory.sync(%%L); (no event trigger does it here: the extension was not created by a superuser).',
+                                    %6$s::oid::regclass::text);
+        END IF;$check$, v_stamp_sql, v_stamp, p_event.event_table::text, p_event.event_table::oid,
+                         p_event.target::text, p_event.target::oid,
+                         -- the truncate branch names the table too
+                         CASE WHEN EXISTS (SELECT FROM @extschema@._tracker t
+                                           WHERE t.event_table = p_event.event_table AND t.operation = 'truncate')
+                              THEN format(E'\n                                   OR to_regclass(%L) IS DISTINCT FROM %s::oid::regclass',
+                                          p_event.target::text, p_event.target::oid)
+                              ELSE '' END);
+        v_begin := E'\n        IF TG_WHEN = ''BEFORE'' THEN' || replace(v_check, E'\n', E'\n    ') || E'\n        END IF;';
     END IF;
+    IF v_twins <> '{}' THEN
+        v_begin := v_begin || format($marker$
+        IF TG_OP = ANY (%2$L::text[]) THEN
+            PERFORM set_config(%1$L, CASE WHEN TG_WHEN = 'BEFORE'
+                THEN concat_ws(',', nullif(current_setting(%1$L, true), ''), pg_trigger_depth())
+                ELSE regexp_replace(coalesce(current_setting(%1$L, true), ''), '(^|,)' || pg_trigger_depth() || '$', '') END, true);
+        END IF;$marker$, v_marker,
+            ARRAY(SELECT DISTINCT upper(t.operation) FROM @extschema@._tracker t
+                  WHERE t.event_table = p_event.event_table AND t.label = ANY (v_twins)));
+        v_via_parent := format($marker$
     IF TG_LEVEL = 'ROW' AND TG_ARGV[0] = ANY (%2$L::text[])
        AND pg_trigger_depth()::text = ANY (string_to_array(current_setting(%1$L, true), ',')) THEN
         RETURN NULL;   -- recorded by the statement trigger of the partitioned table
     END IF;$marker$, v_marker, v_twins);
+    END IF;
+    IF v_begin <> '' THEN
+        v_via_parent := format($begin$
+    IF TG_NARGS = 0 THEN   -- a statement begins or ends%s
+        RETURN NULL;
+    END IF;$begin$, v_begin) || v_via_parent;
     END IF;
 
     SELECT string_agg(format($branch$
@@ -785,7 +843,7 @@ AS $body$
 #variable_conflict use_column
 %6$s
 BEGIN%9$s%8$s
-    IF TG_LEVEL = 'STATEMENT' THEN%7$s
+    IF TG_LEVEL = 'STATEMENT' THEN%10$s%7$s
         RETURN NULL;
     END IF;
     IF TG_ARGV[1] = 'old' THEN
@@ -812,7 +870,11 @@ $body$$sql$,
     IF coalesce(current_setting('pghistory.context_id', true), '') <> '' THEN
         v_context := %s;
     END IF;$context$, @extschema@._context_expression(p_event)) END,
-        v_via_parent);
+        v_via_parent,
+        CASE WHEN v_check <> '' AND EXISTS (SELECT FROM @extschema@._tracker t
+                                            WHERE t.event_table = p_event.event_table AND t.operation = 'truncate')
+             THEN E'\n        IF TG_OP = ''TRUNCATE'' THEN' || replace(v_check, E'\n', E'\n    ') || E'\n        END IF;'
+             ELSE '' END);
     -- Only the triggers may run it: nobody can call it or attach it to another table.
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_function);
     EXECUTE format('COMMENT ON FUNCTION %s IS %L', v_function,
@@ -1370,9 +1432,10 @@ BEGIN
                      ELSE 'statement' END);
     END LOOP;
 
+    -- Generated again now that the trackers are registered: statement-level branches, checks.
+    PERFORM @extschema@._create_trigger_function(v_event);
     -- Statement-level capture: one INSERT ... SELECT per statement instead of one per row.
     IF EXISTS (SELECT FROM @extschema@._tracker t WHERE t.event_table = v_table AND t.level = 'statement') THEN
-        PERFORM @extschema@._create_trigger_function(v_event);
         FOR v_tracker IN
             SELECT t.label, t.operation, NULL, NULL, NULL FROM @extschema@._tracker t
             WHERE t.event_table = v_table AND t.level = 'statement'
@@ -1395,17 +1458,24 @@ BEGIN
                                                     ELSE 'OLD TABLE AS pgh_old NEW TABLE AS pgh_new' END,
                            v_event.trigger_function::oid::regproc, v_tracker.label);
         END LOOP;
-        -- A partitioned table: mark where statements through it begin and end.
-        SELECT string_agg(DISTINCT upper(t.operation), ' OR ') INTO v_operations
-        FROM @extschema@._tracker t WHERE t.event_table = v_table AND t.label = ANY (@extschema@._statement_twins(v_table));
-        IF v_operations IS NOT NULL THEN
-            EXECUTE format('CREATE TRIGGER %I BEFORE %s ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
-                           @extschema@._choose_name('pghistory_' || v_name[2], '_begin'), v_operations, target,
-                           v_event.trigger_function::oid::regproc);
-            EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
-                           @extschema@._choose_name('pghistory_' || v_name[2], '_end'), v_operations, target,
-                           v_event.trigger_function::oid::regproc);
-        END IF;
+    END IF;
+    -- Statement begin (and end) triggers: to check the table first where no event trigger follows
+    -- its schema changes, and on a partitioned table to mark statements through it.
+    SELECT string_agg(DISTINCT upper(o.operation), ' OR ') INTO v_operations
+    FROM @extschema@._tracker t, string_to_table(t.operation, '_or_') AS o(operation)
+    WHERE t.event_table = v_table AND t.operation NOT IN ('manual', 'truncate')
+      AND (@extschema@._statement_check_needed(v_event) OR t.label = ANY (@extschema@._statement_twins(v_table)));
+    IF v_operations IS NOT NULL THEN
+        EXECUTE format('CREATE TRIGGER %I BEFORE %s ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+                       @extschema@._choose_name('pghistory_' || v_name[2], '_begin'), v_operations, target,
+                       v_event.trigger_function::oid::regproc);
+    END IF;
+    SELECT string_agg(DISTINCT upper(t.operation), ' OR ') INTO v_operations
+    FROM @extschema@._tracker t WHERE t.event_table = v_table AND t.label = ANY (@extschema@._statement_twins(v_table));
+    IF v_operations IS NOT NULL THEN
+        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+                       @extschema@._choose_name('pghistory_' || v_name[2], '_end'), v_operations, target,
+                       v_event.trigger_function::oid::regproc);
     END IF;
     PERFORM @extschema@._refresh_events_view();
     PERFORM set_config('pghistory.busy', '', true);
