@@ -967,10 +967,12 @@ CREATE FUNCTION @extschema@._drop_start_trigger()
     RETURNS event_trigger
     LANGUAGE plpgsql
     VOLATILE
+    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $function$
 -- Before a DROP: pghistory.events reads every event table, so it would block dropping one. Empty it
--- for the command; _ddl_end_trigger() rebuilds it (all in the dropping transaction).
+-- for the command; _ddl_end_trigger() rebuilds it (all in the dropping transaction). As the
+-- extension owner, who alone may rebuild the view.
 BEGIN
     IF to_regclass('@extschema@.events') IS NOT NULL THEN
         PERFORM @extschema@._refresh_events_view(true);
@@ -1477,7 +1479,6 @@ BEGIN
                        @extschema@._choose_name('pghistory_' || v_name[2], '_end'), v_operations, target,
                        v_event.trigger_function::oid::regproc);
     END IF;
-    PERFORM @extschema@._refresh_events_view();
     PERFORM set_config('pghistory.busy', '', true);
     RETURN v_table;
 END
@@ -1538,8 +1539,7 @@ BEGIN
         v_count := v_count + 1;
         PERFORM @extschema@._drop_triggers(v_table);
         IF drop_events THEN
-            DELETE FROM @extschema@._event_table WHERE event_table = v_table;
-            PERFORM @extschema@._refresh_events_view();   -- the view must let go of it first
+            DELETE FROM @extschema@._event_table WHERE event_table = v_table;   -- the view lets go of it
             EXECUTE format('DROP TABLE %s', v_table);
         END IF;
     END LOOP;
@@ -1551,7 +1551,6 @@ BEGIN
                                 coalesce((SELECT string_agg(e.event_table::text, ', ') FROM @extschema@._event_table e
                                           WHERE e.target = untrack.target), 'none'));
     END IF;
-    PERFORM @extschema@._refresh_events_view();
     PERFORM set_config('pghistory.busy', '', true);
 END
 $function$;
@@ -1671,7 +1670,6 @@ BEGIN
             v_fields, v_exclude, v_event.event_table::text, v_event.obj_field, v_event.context_field,
             v_event.context_mode, v_event.append_only, v_event.level, v_event.partition_by);
     END LOOP;
-    PERFORM @extschema@._refresh_events_view();   -- after pg_restore the view must be rebuilt too
 END
 $function$;
 COMMENT ON FUNCTION @extschema@.sync(regclass) IS
@@ -1691,8 +1689,7 @@ DECLARE
     v_target regclass;
 BEGIN
     IF TG_TAG <> 'ALTER TABLE' THEN
-        PERFORM @extschema@._forget_dropped();
-        PERFORM @extschema@._refresh_events_view();
+        PERFORM @extschema@._forget_dropped();   -- which rebuilds pghistory.events (its trigger)
         RETURN;
     END IF;
     IF current_setting('pghistory.busy', true) = 'on' THEN
@@ -2257,6 +2254,25 @@ END
 $function$;
 
 
+CREATE FUNCTION @extschema@._registry_trigger()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    VOLATILE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- pghistory.events follows the registry: every statement that changes _event_table rebuilds it, as
+-- the extension owner. A trigger, so the owner's function need not be executable by everyone.
+BEGIN
+    PERFORM @extschema@._refresh_events_view();
+    RETURN NULL;
+END
+$function$;
+
+CREATE TRIGGER pghistory_events_view AFTER INSERT OR UPDATE OR DELETE ON @extschema@._event_table
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._registry_trigger();
+
+
 --------------------------------------------------------------------------------------------------
 -- Event triggers
 --------------------------------------------------------------------------------------------------
@@ -2281,12 +2297,16 @@ $do$;
 -- Grants
 --------------------------------------------------------------------------------------------------
 
--- Everyone may call the API and read the registry. track()/untrack() run with the caller's rights and
--- call the "_" helpers, so those stay executable too; each is pure or checks ownership itself, and
+-- Everyone may call the API and read the registry. track() and friends run with the caller's rights
+-- (the objects they create belong to the table's owner) and call the "_" helpers, so the helpers
+-- that run with the caller's rights stay executable: each is pure or checks ownership itself, and
 -- row-level security keeps registry rows writable only by the owners of the tables they describe.
+-- What runs with the extension owner's rights is executable by nobody else: triggers and event
+-- triggers run without EXECUTE. (current_context_id() is the one such function of the API.)
 GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 GRANT SELECT ON @extschema@.tracking, @extschema@.events, @extschema@.context TO PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@._event_table, @extschema@._tracker TO PUBLIC;
--- Event trigger functions run without EXECUTE; nobody needs to call them. (_append_only_trigger stays
--- executable: table owners attach it through track(), and all it does is refuse a write.)
-REVOKE ALL ON FUNCTION @extschema@._drop_start_trigger(), @extschema@._ddl_end_trigger() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._refresh_events_view(boolean), @extschema@._registry_trigger(),
+                       @extschema@._drop_start_trigger(), @extschema@._ddl_end_trigger() FROM PUBLIC;
+-- (_append_only_trigger stays executable: table owners attach it through track(), and all it does is
+-- refuse a write.)

@@ -14,6 +14,16 @@ WHERE pronamespace = 'pghistory'::regnamespace
 SELECT p.oid::regprocedure FROM pg_proc p
 WHERE p.pronamespace = 'pghistory'::regnamespace AND p.prorettype IN ('trigger'::regtype, 'event_trigger'::regtype)
   AND has_function_privilege('public', p.oid, 'EXECUTE') ORDER BY 1;
+-- Nothing that runs with the extension owner's rights is executable by PUBLIC, but the one API
+-- function that must (it records the session's context row, which no role may write itself).
+SELECT p.oid::regprocedure FROM pg_proc p
+WHERE p.pronamespace = 'pghistory'::regnamespace AND p.prosecdef
+  AND has_function_privilege('public', p.oid, 'EXECUTE') ORDER BY 1;
+-- So the internal helpers PUBLIC may execute run with the caller's rights: with them a role can do
+-- nothing it could not do in plain SQL. (track() runs as its caller and calls them.)
+SELECT count(*) AS helpers, count(*) FILTER (WHERE p.prosecdef) AS running_as_owner FROM pg_proc p
+WHERE p.pronamespace = 'pghistory'::regnamespace AND p.proname LIKE '\_%'
+  AND has_function_privilege('public', p.oid, 'EXECUTE');
 
 CREATE ROLE regress_pgh_alice;
 CREATE ROLE regress_pgh_mallory;
