@@ -71,6 +71,14 @@ INSERT INTO parcel VALUES (1, 'eu');
 UPDATE parcel SET region = 'us';
 SELECT pgh_label, id, region FROM parcel_event ORDER BY pgh_id;
 
+-- verify() reports any of these triggers switched off, on the table or on one partition.
+ALTER TABLE shipment DISABLE TRIGGER pghistory_shipment_event_begin;
+ALTER TABLE shipment_eu DISABLE TRIGGER pghistory_insert;
+SELECT problem FROM pghistory.verify() ORDER BY 1;
+ALTER TABLE shipment ENABLE TRIGGER pghistory_shipment_event_begin;
+ALTER TABLE shipment_eu ENABLE TRIGGER pghistory_insert;
+SELECT count(*) AS problems FROM pghistory.verify();
+
 -- untrack removes every trigger it added, on the table and on its partitions.
 SELECT pghistory.untrack('shipment');
 SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgname LIKE 'pghistory%'
