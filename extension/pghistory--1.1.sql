@@ -715,9 +715,9 @@ AS $function$
 -- ours follows its schema changes.
 SELECT EXISTS (SELECT FROM @extschema@._tracker t
                WHERE t.event_table = p_event.event_table AND t.operation <> 'manual')
-   AND NOT EXISTS (SELECT FROM pg_event_trigger g
+   AND NOT EXISTS (SELECT FROM pg_event_trigger g JOIN pg_proc p ON p.oid = g.evtfoid
                    WHERE g.evtname = 'pghistory_ddl_end' AND g.evtenabled <> 'D'
-                     AND g.evtfoid = '@extschema@._ddl_end_trigger()'::regprocedure);
+                     AND p.proname = '_ddl_end_trigger' AND p.pronamespace = '@extschema@'::regnamespace);
 $function$;
 
 

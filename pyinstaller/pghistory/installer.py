@@ -204,6 +204,16 @@ def _lock(conn: psycopg.Connection[Any]) -> None:
     conn.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
 
 
+def _run_scripts(conn: psycopg.Connection[Any], paths: list[Path]) -> None:
+    """Run extension scripts as CREATE/ALTER EXTENSION would, in the current transaction.
+
+    Like those, without checking function bodies: a function may use one defined further down.
+    """
+    conn.execute("SET LOCAL check_function_bodies = off")
+    for path in paths:
+        conn.execute(_script(path))
+
+
 def _create_extension(conn: psycopg.Connection[Any], version: str) -> None:
     with translate(), conn.transaction():
         _lock(conn)
@@ -218,7 +228,7 @@ def _run_script(conn: psycopg.Connection[Any], files: ExtensionFiles) -> None:
     with translate(), conn.transaction():
         _lock(conn)
         conn.execute("CREATE SCHEMA pghistory")
-        conn.execute(_script(files.install_script()))
+        _run_scripts(conn, [files.install_script()])
 
 
 def install(conn: psycopg.Connection[Any], method: Method | str = "auto") -> InstallResult:
@@ -273,8 +283,7 @@ def install(conn: psycopg.Connection[Any], method: Method | str = "auto") -> Ins
         chain = files.upgrade_path(present.version, target)
         with translate(), conn.transaction():
             _lock(conn)
-            for path in chain:
-                conn.execute(_script(path))
+            _run_scripts(conn, chain)
         return InstallResult("script", "updated", target, previous_version=present.version)
 
     if method == "script":
