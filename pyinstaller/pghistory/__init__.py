@@ -62,7 +62,7 @@ from .trackers import (
     UpdateEvent,
 )
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 __all__ = [
     "AfterDelete",
