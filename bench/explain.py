@@ -134,6 +134,15 @@ def modifications(b: bench.Bench) -> dict[str, Mod]:
             lambda: b.sql(f"ALTER FUNCTION {fstmt} SET work_mem = '64MB'"),
             lambda: b.sql(f"ALTER FUNCTION {fstmt} RESET work_mem"),
         ),
+        # what the second SET clause (jit = off) costs per call, at each level
+        "pgh_stmt: without SET jit = off": (
+            lambda: b.sql(f"ALTER FUNCTION {fstmt} RESET jit"),
+            lambda: b.sql(f"ALTER FUNCTION {fstmt} SET jit = off"),
+        ),
+        "pgh_row: without SET jit = off": (
+            lambda: b.sql(f"ALTER FUNCTION {frow} RESET jit"),
+            lambda: b.sql(f"ALTER FUNCTION {frow} SET jit = off"),
+        ),
         # not an option (the trigger must not run with the writer's search_path and rights);
         # measures what the GUC switch of SECURITY DEFINER ... SET search_path costs per call
         "no SECURITY DEFINER / SET search_path (cost probe)": (

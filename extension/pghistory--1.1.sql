@@ -213,21 +213,29 @@ CREATE FUNCTION @extschema@.set_context(metadata jsonb)
     RETURNS uuid
     LANGUAGE plpgsql
     VOLATILE
+    SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $function$
--- Merge metadata into this transaction's context, starting one if none is active.
+-- Merge metadata into this transaction's context, starting one if none is active. As the extension
+-- owner, so that a new context's row is written here at once: a plain INSERT of a new id, where
+-- current_context_id() would validate the settings and upsert (bench/README.md, "Context").
 DECLARE
-    v_id uuid;
+    v_id       uuid;
+    v_metadata text := metadata::text;
 BEGIN
     IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
-        RAISE EXCEPTION 'pghistory: context metadata must be a JSON object, not %', coalesce(metadata::text, 'NULL')
+        RAISE EXCEPTION 'pghistory: context metadata must be a JSON object, not %', coalesce(v_metadata, 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Pass an object, e.g. pghistory.set_context(''{"user": 42}'').';
     END IF;
     v_id := @extschema@.current_context_id();   -- validates settings a client may have set
     IF v_id IS NULL THEN
-        PERFORM set_config('pghistory.context_id', gen_random_uuid()::text, true);
-        PERFORM set_config('pghistory.context_metadata', metadata::text, true);
+        v_id := gen_random_uuid();
+        INSERT INTO @extschema@.context (id, metadata) VALUES (v_id, metadata);
+        PERFORM set_config('pghistory.context_id', v_id::text, true),
+                set_config('pghistory.context_metadata', v_metadata, true),
+                set_config('pghistory.context_synced', v_id::text || ' ' || v_metadata, true);
+        RETURN v_id;
     ELSE
         PERFORM set_config('pghistory.context_metadata', (@extschema@.current_context() || metadata)::text, true);
     END IF;
@@ -805,13 +813,26 @@ BEGIN
     END IF;$begin$, v_begin) || v_via_parent;
     END IF;
 
-    SELECT string_agg(format($branch$
+    SELECT string_agg(format(CASE WHEN t.operation = 'update' THEN $update$
+        IF TG_ARGV[0] = %1$L THEN
+            IF (SELECT count(*) FROM (SELECT FROM pgh_new LIMIT 2) AS n) = 1 THEN   -- one row: nothing to pair
+                INSERT INTO %2$s (%3$s)
+                SELECT %1$L, %4$s
+                FROM pgh_old AS old, pgh_new AS new
+                WHERE %6$s;
+            ELSE
+                INSERT INTO %2$s (%3$s)
+                SELECT %1$L, %4$s
+                FROM %5$s
+                WHERE %6$s;
+            END IF;
+        END IF;$update$ ELSE $branch$
         IF TG_ARGV[0] = %1$L THEN
             INSERT INTO %2$s (%3$s)
             SELECT %1$L, %4$s
             FROM %5$s
             WHERE %6$s;
-        END IF;$branch$,
+        END IF;$branch$ END,
             t.label, p_event.event_table, v_columns,
             @extschema@._event_values(p_event, t.snapshot, 'v_context'),
             CASE t.operation
@@ -2316,7 +2337,8 @@ $do$;
 -- that run with the caller's rights stay executable: each is pure or checks ownership itself, and
 -- row-level security keeps registry rows writable only by the owners of the tables they describe.
 -- What runs with the extension owner's rights is executable by nobody else: triggers and event
--- triggers run without EXECUTE. (current_context_id() is the one such function of the API.)
+-- triggers run without EXECUTE. (set_context() and current_context_id() are such functions of the
+-- API: they write the session's context row.)
 GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 GRANT SELECT ON @extschema@.tracking, @extschema@.events, @extschema@.context TO PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@._event_table, @extschema@._tracker TO PUBLIC;

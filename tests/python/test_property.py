@@ -1,8 +1,9 @@
 """Property: replaying the history rebuilds the table exactly, at every commit.
 
 Random sequences of INSERT / UPDATE / DELETE / TRUNCATE, in transactions with savepoints and
-rollbacks, on a table tracked per row or per statement. After every commit the table is compared
-with pghistory.as_of() at that moment, which rebuilds it from the events alone.
+rollbacks, on a table tracked per row or per statement, or on a partitioned table written both
+through it and straight to a partition. After every commit the table is compared with
+pghistory.as_of() at that moment, which rebuilds it from the events alone.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ statement = st.one_of(
     st.tuples(st.just("update"), st.tuples(KEYS, KEYS, VALUES)),  # rows with id in a range
     st.tuples(st.just("update_same"), KEYS),  # changes nothing
     st.tuples(st.just("delete"), st.tuples(KEYS, KEYS)),
+    # straight to the partition of odd ids, where the table is partitioned
+    st.tuples(st.just("update_partition"), st.tuples(KEYS, KEYS, VALUES)),
+    st.tuples(st.just("delete_partition"), st.tuples(KEYS, KEYS)),
     st.tuples(st.just("truncate"), st.none()),
 )
 # A transaction: statements, then some inside a savepoint that may be rolled back; then commit
@@ -38,8 +42,11 @@ transaction = st.tuples(
 counter = itertools.count()
 
 
-def run(conn: psycopg.Connection, table: sql.Identifier, op: tuple) -> None:
+def run(conn: psycopg.Connection, table: sql.Identifier, odd: sql.Identifier, op: tuple) -> None:
+    """One statement; the *_partition ones go to ``odd`` (the partition of odd ids, or the table)."""
     kind, arg = op
+    if kind.endswith("_partition"):
+        table, kind = odd, kind.removesuffix("_partition")
     if kind == "insert":
         for key, n, t in arg:
             conn.execute(
@@ -68,7 +75,7 @@ def run(conn: psycopg.Connection, table: sql.Identifier, op: tuple) -> None:
         conn.execute(sql.SQL("TRUNCATE {}").format(table))
 
 
-@pytest.mark.parametrize("level", ["row", "statement"])
+@pytest.mark.parametrize("level", ["row", "statement", "partitioned"])
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -79,20 +86,33 @@ def test_history_rebuilds_the_table_at_every_commit(
     name = f"prop_{level}_{next(counter)}"
     table = sql.Identifier(name)
     with psycopg.connect(db_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, n int, t text)").format(table))
+        conn.execute(
+            sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, n int, t text){}").format(
+                table, sql.SQL(" PARTITION BY LIST (id)" if level == "partitioned" else "")
+            )
+        )
+        odd = table
+        if level == "partitioned":
+            odd = sql.Identifier(name + "_odd")
+            for partition, ids in ((odd, range(1, 13, 2)), (sql.Identifier(name + "_even"), range(2, 13, 2))):
+                conn.execute(
+                    sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES IN ({})").format(
+                        partition, table, sql.SQL(", ").join(map(sql.Literal, ids))
+                    )
+                )
         conn.execute(
             "SELECT pghistory.track(%s, pghistory.insert_event(), pghistory.update_event(),"
             " pghistory.delete_event(), pghistory.truncate_event(), level => %s)",
-            (name, level),
+            (name, "auto" if level == "partitioned" else level),
         )
         snapshots = []
         for body, nested, rollback_savepoint, commit in transactions:
             conn.execute("BEGIN")
             for op in body:
-                run(conn, table, op)
+                run(conn, table, odd, op)
             conn.execute("SAVEPOINT s")
             for op in nested:
-                run(conn, table, op)
+                run(conn, table, odd, op)
             conn.execute("ROLLBACK TO SAVEPOINT s" if rollback_savepoint else "RELEASE SAVEPOINT s")
             conn.execute("COMMIT" if commit else "ROLLBACK")
             rows = conn.execute(sql.SQL("SELECT * FROM {} ORDER BY id").format(table)).fetchall()

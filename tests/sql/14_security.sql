@@ -14,8 +14,8 @@ WHERE pronamespace = 'pghistory'::regnamespace
 SELECT p.oid::regprocedure FROM pg_proc p
 WHERE p.pronamespace = 'pghistory'::regnamespace AND p.prorettype IN ('trigger'::regtype, 'event_trigger'::regtype)
   AND has_function_privilege('public', p.oid, 'EXECUTE') ORDER BY 1;
--- Nothing that runs with the extension owner's rights is executable by PUBLIC, but the one API
--- function that must (it records the session's context row, which no role may write itself).
+-- Nothing that runs with the extension owner's rights is executable by PUBLIC, but the two API
+-- functions that must: they record the session's context row, which no role may write itself.
 SELECT p.oid::regprocedure FROM pg_proc p
 WHERE p.pronamespace = 'pghistory'::regnamespace AND p.prosecdef
   AND has_function_privilege('public', p.oid, 'EXECUTE') ORDER BY 1;
