@@ -35,7 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import pgserver  # noqa: E402
 import psycopg  # noqa: E402
 
-TABLES = {"untracked": "part_untracked", "default level": "part_auto", "row level": "part_row"}
+TABLES = {
+    "untracked": "part_untracked",
+    "default level": "part_auto",
+    "row level": "part_row",
+}
 
 
 def create(conn: psycopg.Connection, table: str, rows: int) -> None:
@@ -44,14 +48,18 @@ def create(conn: psycopg.Connection, table: str, rows: int) -> None:
         " PRIMARY KEY (id, region)) PARTITION BY LIST (region)"
     )
     for r in range(4):
-        conn.execute(f"CREATE TABLE {table}_{r} PARTITION OF {table} FOR VALUES IN ({r})")
+        conn.execute(
+            f"CREATE TABLE {table}_{r} PARTITION OF {table} FOR VALUES IN ({r})"
+        )
     conn.execute(
         f"INSERT INTO {table} SELECT g, g % 4, 0, 'item ' || g FROM generate_series(1, {rows}) g"
     )
     if table == "part_auto":
         conn.execute(f"SELECT pghistory.track('{table}', obj_field => NULL)")
     elif table == "part_row":
-        conn.execute(f"SELECT pghistory.track('{table}', obj_field => NULL, level => 'row')")
+        conn.execute(
+            f"SELECT pghistory.track('{table}', obj_field => NULL, level => 'row')"
+        )
     conn.execute(f"VACUUM ANALYZE {table}")
 
 
@@ -61,7 +69,9 @@ def timed(conn: psycopg.Connection, statement: str) -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def bulk(conn: psycopg.Connection, table: str, rows: int, touched: int, rnd: int) -> dict[str, float]:
+def bulk(
+    conn: psycopg.Connection, table: str, rows: int, touched: int, rnd: int
+) -> dict[str, float]:
     first = rows + rnd * touched + 1  # new ids each round
     out = {
         "bulk INSERT (ms)": timed(
@@ -69,13 +79,18 @@ def bulk(conn: psycopg.Connection, table: str, rows: int, touched: int, rnd: int
             f"INSERT INTO {table} SELECT g, g % 4, 0, 'new ' || g"
             f" FROM generate_series({first}, {first + touched - 1}) g",
         ),
-        "bulk UPDATE (ms)": timed(conn, f"UPDATE {table} SET qty = qty + 1 WHERE id <= {touched}"),
+        "bulk UPDATE (ms)": timed(
+            conn, f"UPDATE {table} SET qty = qty + 1 WHERE id <= {touched}"
+        ),
         "moving UPDATE (ms)": timed(
-            conn, f"UPDATE {table} SET region = (region + 1) % 4 WHERE id <= {touched // 5}"
+            conn,
+            f"UPDATE {table} SET region = (region + 1) % 4 WHERE id <= {touched // 5}",
         ),
         "partition UPDATE (ms)": timed(conn, f"UPDATE {table}_1 SET qty = qty + 1"),
     }
-    conn.execute(f"DELETE FROM {table} WHERE id >= {first}")  # back to the same size, untimed
+    conn.execute(
+        f"DELETE FROM {table} WHERE id >= {first}"
+    )  # back to the same size, untimed
     conn.execute(f"VACUUM {table}")
     return out
 
@@ -89,10 +104,28 @@ def single_row(server: pgserver.PgServer, table: str, rows: int, seconds: int) -
     try:
         info = psycopg.conninfo.conninfo_to_dict(server.dsn())
         result = subprocess.run(
-            [str(server.installation.program("pgbench")), "-n", "-M", "prepared", "-c", "1",
-             "-T", str(seconds), "-f", script.name, "-h", str(info["host"]), "-p", str(info["port"]),
-             "-U", str(info["user"]), str(info["dbname"])],
-            capture_output=True, text=True, check=True,
+            [
+                str(server.installation.program("pgbench")),
+                "-n",
+                "-M",
+                "prepared",
+                "-c",
+                "1",
+                "-T",
+                str(seconds),
+                "-f",
+                script.name,
+                "-h",
+                str(info["host"]),
+                "-p",
+                str(info["port"]),
+                "-U",
+                str(info["user"]),
+                str(info["dbname"]),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
             env={**os.environ, "PGOPTIONS": "-c synchronous_commit=off"},
         )
     finally:
@@ -110,7 +143,10 @@ def main() -> int:
     rows, touched, rounds, seconds = (
         (20000, 10000, 1, 2) if args.quick else (200000, 100000, args.rounds, 5)
     )
-    with pgserver.start(args.pg) as server, psycopg.connect(server.dsn(), autocommit=True) as conn:
+    with (
+        pgserver.start(args.pg) as server,
+        psycopg.connect(server.dsn(), autocommit=True) as conn,
+    ):
         conn.execute("SET synchronous_commit = off")
         conn.execute("CREATE EXTENSION pghistory")
         for table in TABLES.values():
@@ -118,21 +154,30 @@ def main() -> int:
         results: dict[str, dict[str, list[float]]] = {name: {} for name in TABLES}
         for rnd in range(rounds):
             order = list(TABLES.items())
-            order = order[rnd % 3:] + order[:rnd % 3]  # a different table first each round
+            order = (
+                order[rnd % 3 :] + order[: rnd % 3]
+            )  # a different table first each round
             for name, table in order:
                 measured = bulk(conn, table, rows, touched, rnd)
-                measured["single-row UPDATE (tps)"] = single_row(server, table, rows, seconds)
+                measured["single-row UPDATE (tps)"] = single_row(
+                    server, table, rows, seconds
+                )
                 for key, value in measured.items():
                     results[name].setdefault(key, []).append(value)
             print(f"  .. round {rnd + 1} of {rounds} done", file=sys.stderr)
         version = conn.execute("SHOW server_version").fetchone()[0]
         counts = {
-            name: conn.execute(f"SELECT pgh_label, count(*) FROM {table}_event GROUP BY 1 ORDER BY 1").fetchall()
-            for name, table in TABLES.items() if name != "untracked"
+            name: conn.execute(
+                f"SELECT pgh_label, count(*) FROM {table}_event GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+            for name, table in TABLES.items()
+            if name != "untracked"
         }
-    print(f"pghistory on a partitioned table: PostgreSQL {version}, {os.cpu_count()} CPUs,"
-          f" {time.strftime('%Y-%m-%d')}; synchronous_commit = off; {rows:,} rows in 4 partitions,"
-          f" bulk statements over {touched:,} rows ({touched // 5:,} moving); {rounds} rounds")
+    print(
+        f"pghistory on a partitioned table: PostgreSQL {version}, {os.cpu_count()} CPUs,"
+        f" {time.strftime('%Y-%m-%d')}; synchronous_commit = off; {rows:,} rows in 4 partitions,"
+        f" bulk statements over {touched:,} rows ({touched // 5:,} moving); {rounds} rounds"
+    )
     print()
     print("| workload | untracked | default level | row level |")
     print("|---|---|---|---|")
@@ -141,13 +186,24 @@ def main() -> int:
         cells = [f"{statistics.median(base):.0f}"]
         for name in ("default level", "row level"):
             values = results[name][key]
-            ratios = [v / b for v, b in zip(values, base)]  # per round, against untracked
-            cells.append(f"{statistics.median(values):.0f} ({statistics.median(ratios):.2f}x)")
+            ratios = [
+                v / b for v, b in zip(values, base)
+            ]  # per round, against untracked
+            cells.append(
+                f"{statistics.median(values):.0f} ({statistics.median(ratios):.2f}x)"
+            )
         print(f"| {key} | " + " | ".join(cells) + " |")
     print()
-    print("Ratios to the untracked write (time for bulk statements, throughput for single rows),")
-    print("the median of the per-round ratios. Events written:", "; ".join(
-        f"{name}: " + ", ".join(f"{label} {n:,}" for label, n in c) for name, c in counts.items()))
+    print(
+        "Ratios to the untracked write (time for bulk statements, throughput for single rows),"
+    )
+    print(
+        "the median of the per-round ratios. Events written:",
+        "; ".join(
+            f"{name}: " + ", ".join(f"{label} {n:,}" for label, n in c)
+            for name, c in counts.items()
+        ),
+    )
     return 0
 
 

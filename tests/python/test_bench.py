@@ -1,4 +1,5 @@
-"""The read benchmark runs (small sizes) and prints its table; figures are for bench/, not tests."""
+"""The read and partitioned-table benchmarks run (small sizes) and print their tables; figures are
+for bench/, not tests."""
 
 from __future__ import annotations
 
@@ -24,3 +25,20 @@ def test_read_benchmark_quick(pg_server) -> None:
     assert result.returncode == 0, result.stderr
     assert "| one object's history with diffs (pghistory.events) |" in result.stdout
     assert "| prune() one month |" in result.stdout
+
+
+def test_partitioned_benchmark_quick(pg_server) -> None:
+    if pg_server.version != 15:
+        pytest.skip("the benchmark scripts are exercised once, on PostgreSQL 15")
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "partitioned.py"), "--quick", "--pg", "15"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| moving UPDATE (ms) |" in result.stdout
+    # the moved rows are updates at the default level, deletes and inserts at row level
+    assert "default level: insert 10,000, update" in result.stdout
+    assert "row level: insert 12,000, update" in result.stdout
