@@ -48,18 +48,14 @@ def create(conn: psycopg.Connection, table: str, rows: int) -> None:
         " PRIMARY KEY (id, region)) PARTITION BY LIST (region)"
     )
     for r in range(4):
-        conn.execute(
-            f"CREATE TABLE {table}_{r} PARTITION OF {table} FOR VALUES IN ({r})"
-        )
+        conn.execute(f"CREATE TABLE {table}_{r} PARTITION OF {table} FOR VALUES IN ({r})")
     conn.execute(
         f"INSERT INTO {table} SELECT g, g % 4, 0, 'item ' || g FROM generate_series(1, {rows}) g"
     )
     if table == "part_auto":
         conn.execute(f"SELECT pghistory.track('{table}', obj_field => NULL)")
     elif table == "part_row":
-        conn.execute(
-            f"SELECT pghistory.track('{table}', obj_field => NULL, level => 'row')"
-        )
+        conn.execute(f"SELECT pghistory.track('{table}', obj_field => NULL, level => 'row')")
     conn.execute(f"VACUUM ANALYZE {table}")
 
 
@@ -79,18 +75,14 @@ def bulk(
             f"INSERT INTO {table} SELECT g, g % 4, 0, 'new ' || g"
             f" FROM generate_series({first}, {first + touched - 1}) g",
         ),
-        "bulk UPDATE (ms)": timed(
-            conn, f"UPDATE {table} SET qty = qty + 1 WHERE id <= {touched}"
-        ),
+        "bulk UPDATE (ms)": timed(conn, f"UPDATE {table} SET qty = qty + 1 WHERE id <= {touched}"),
         "moving UPDATE (ms)": timed(
             conn,
             f"UPDATE {table} SET region = (region + 1) % 4 WHERE id <= {touched // 5}",
         ),
         "partition UPDATE (ms)": timed(conn, f"UPDATE {table}_1 SET qty = qty + 1"),
     }
-    conn.execute(
-        f"DELETE FROM {table} WHERE id >= {first}"
-    )  # back to the same size, untimed
+    conn.execute(f"DELETE FROM {table} WHERE id >= {first}")  # back to the same size, untimed
     conn.execute(f"VACUUM {table}")
     return out
 
@@ -154,14 +146,10 @@ def main() -> int:
         results: dict[str, dict[str, list[float]]] = {name: {} for name in TABLES}
         for rnd in range(rounds):
             order = list(TABLES.items())
-            order = (
-                order[rnd % 3 :] + order[: rnd % 3]
-            )  # a different table first each round
+            order = order[rnd % 3 :] + order[: rnd % 3]  # a different table first each round
             for name, table in order:
                 measured = bulk(conn, table, rows, touched, rnd)
-                measured["single-row UPDATE (tps)"] = single_row(
-                    server, table, rows, seconds
-                )
+                measured["single-row UPDATE (tps)"] = single_row(server, table, rows, seconds)
                 for key, value in measured.items():
                     results[name].setdefault(key, []).append(value)
             print(f"  .. round {rnd + 1} of {rounds} done", file=sys.stderr)
@@ -186,17 +174,11 @@ def main() -> int:
         cells = [f"{statistics.median(base):.0f}"]
         for name in ("default level", "row level"):
             values = results[name][key]
-            ratios = [
-                v / b for v, b in zip(values, base)
-            ]  # per round, against untracked
-            cells.append(
-                f"{statistics.median(values):.0f} ({statistics.median(ratios):.2f}x)"
-            )
+            ratios = [v / b for v, b in zip(values, base)]  # per round, against untracked
+            cells.append(f"{statistics.median(values):.0f} ({statistics.median(ratios):.2f}x)")
         print(f"| {key} | " + " | ".join(cells) + " |")
     print()
-    print(
-        "Ratios to the untracked write (time for bulk statements, throughput for single rows),"
-    )
+    print("Ratios to the untracked write (time for bulk statements, throughput for single rows),")
     print(
         "the median of the per-round ratios. Events written:",
         "; ".join(

@@ -21,13 +21,8 @@ VALUES = st.one_of(st.none(), st.integers(min_value=-5, max_value=5))
 TEXTS = st.one_of(st.none(), st.sampled_from(["a", "b", "it's", ""]))
 
 statement = st.one_of(
-    st.tuples(
-        st.just("insert"),
-        st.lists(st.tuples(KEYS, VALUES, TEXTS), min_size=1, max_size=4),
-    ),
-    st.tuples(
-        st.just("update"), st.tuples(KEYS, KEYS, VALUES)
-    ),  # rows with id in a range
+    st.tuples(st.just("insert"), st.lists(st.tuples(KEYS, VALUES, TEXTS), min_size=1, max_size=4)),
+    st.tuples(st.just("update"), st.tuples(KEYS, KEYS, VALUES)),  # rows with id in a range
     st.tuples(st.just("update_same"), KEYS),  # changes nothing
     st.tuples(st.just("delete"), st.tuples(KEYS, KEYS)),
     # straight to the partition of odd ids, where the table is partitioned
@@ -47,9 +42,7 @@ transaction = st.tuples(
 counter = itertools.count()
 
 
-def run(
-    conn: psycopg.Connection, table: sql.Identifier, odd: sql.Identifier, op: tuple
-) -> None:
+def run(conn: psycopg.Connection, table: sql.Identifier, odd: sql.Identifier, op: tuple) -> None:
     """One statement; the *_partition ones go to ``odd`` (the partition of odd ids, or the table)."""
     kind, arg = op
     if kind.endswith("_partition"):
@@ -72,14 +65,11 @@ def run(
             (arg[2], low, high),
         )
     elif kind == "update_same":
-        conn.execute(
-            sql.SQL("UPDATE {} SET n = n WHERE id >= %s").format(table), (arg,)
-        )
+        conn.execute(sql.SQL("UPDATE {} SET n = n WHERE id >= %s").format(table), (arg,))
     elif kind == "delete":
         low, high = sorted(arg)
         conn.execute(
-            sql.SQL("DELETE FROM {} WHERE id BETWEEN %s AND %s").format(table),
-            (low, high),
+            sql.SQL("DELETE FROM {} WHERE id BETWEEN %s AND %s").format(table), (low, high)
         )
     else:
         conn.execute(sql.SQL("TRUNCATE {}").format(table))
@@ -87,9 +77,7 @@ def run(
 
 @pytest.mark.parametrize("level", ["row", "statement", "partitioned"])
 @settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(transactions=st.lists(transaction, min_size=1, max_size=6))
 def test_history_rebuilds_the_table_at_every_commit(
@@ -112,9 +100,7 @@ def test_history_rebuilds_the_table_at_every_commit(
                 (sql.Identifier(name + "_even"), range(2, 13, 2)),
             ):
                 conn.execute(
-                    sql.SQL(
-                        "CREATE TABLE {} PARTITION OF {} FOR VALUES IN ({})"
-                    ).format(
+                    sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES IN ({})").format(
                         partition, table, sql.SQL(", ").join(map(sql.Literal, ids))
                     )
                 )
@@ -131,22 +117,14 @@ def test_history_rebuilds_the_table_at_every_commit(
             conn.execute("SAVEPOINT s")
             for op in nested:
                 run(conn, table, odd, op)
-            conn.execute(
-                "ROLLBACK TO SAVEPOINT s"
-                if rollback_savepoint
-                else "RELEASE SAVEPOINT s"
-            )
+            conn.execute("ROLLBACK TO SAVEPOINT s" if rollback_savepoint else "RELEASE SAVEPOINT s")
             conn.execute("COMMIT" if commit else "ROLLBACK")
-            rows = conn.execute(
-                sql.SQL("SELECT * FROM {} ORDER BY id").format(table)
-            ).fetchall()
+            rows = conn.execute(sql.SQL("SELECT * FROM {} ORDER BY id").format(table)).fetchall()
             (moment,) = conn.execute("SELECT clock_timestamp()").fetchone()
             snapshots.append((moment, rows))
         for moment, rows in snapshots:
             rebuilt = conn.execute(
-                sql.SQL(
-                    "SELECT * FROM pghistory.as_of(NULL::{}, %s) ORDER BY id"
-                ).format(table),
+                sql.SQL("SELECT * FROM pghistory.as_of(NULL::{}, %s) ORDER BY id").format(table),
                 (moment,),
             ).fetchall()
             assert rebuilt == rows

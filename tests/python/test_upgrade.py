@@ -96,9 +96,7 @@ def test_upgrade_gives_a_fresh_install(make_database, start: str) -> None:
         conn.execute("CREATE EXTENSION pghistory")
     upgraded = make_database("upgraded")
     with psycopg.connect(upgraded, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE EXTENSION pghistory VERSION {}").format(sql.Literal(start))
-        )
+        conn.execute(sql.SQL("CREATE EXTENSION pghistory VERSION {}").format(sql.Literal(start)))
         conn.execute("CREATE TABLE orders (id int PRIMARY KEY, status text)")
         conn.execute("SELECT pghistory.track('orders')")
         conn.execute("INSERT INTO orders VALUES (0, 'before')")
@@ -114,9 +112,7 @@ def test_upgrade_gives_a_fresh_install(make_database, start: str) -> None:
                     n = 1
                     while not stop.is_set() or n < 20:
                         writer.execute("INSERT INTO orders VALUES (%s, 'during')", (n,))
-                        writer.execute(
-                            "UPDATE orders SET status = 'changed' WHERE id = %s", (n,)
-                        )
+                        writer.execute("UPDATE orders SET status = 'changed' WHERE id = %s", (n,))
                         written.append(n)
                         n += 1
             except Exception as exc:  # reported by the main thread
@@ -145,6 +141,8 @@ def test_upgrade_gives_a_fresh_install(make_database, start: str) -> None:
                     "run pghistory.sync('public.orders')",
                 )
             ]
+        else:
+            assert problems == []
         conn.execute("SELECT pghistory.sync()")
         assert conn.execute("SELECT problem FROM pghistory.verify()").fetchall() == []
         conn.execute("UPDATE orders SET status = 'after' WHERE id = 0")
@@ -152,11 +150,7 @@ def test_upgrade_gives_a_fresh_install(make_database, start: str) -> None:
             "SELECT status FROM orders_event ORDER BY pgh_id DESC LIMIT 1"
         ).fetchone() == ("after",)
         conn.execute("DROP TABLE orders, orders_event")
-        conn.execute(
-            "SELECT pghistory.sync()"
-        )  # what the events view is with no history
+        conn.execute("SELECT pghistory.sync()")  # what the events view is with no history
     expected = catalog(fresh)
-    assert (
-        len(expected) > 50
-    )  # functions, tables, views, types, policies, event triggers
+    assert len(expected) > 50  # functions, tables, views, types, policies, event triggers
     assert catalog(upgraded) == expected
