@@ -6,7 +6,9 @@ import psycopg
 import pytest
 
 # Every shape of generated trigger function: row and statement level, each context mode, with and
-# without an object reference, truncate and before-trackers.
+# without an object reference, truncate and before-trackers, a partitioned table (both levels at
+# once), and the check of each statement generated where no event trigger follows schema changes
+# (here: while it is disabled).
 TRACKED = [
     "SELECT pghistory.track('t_all', pghistory.insert_event(), pghistory.update_event(),"
     " pghistory.update_event('old', snapshot => 'old', condition => 'OLD.a > NEW.a'),"
@@ -18,6 +20,12 @@ TRACKED = [
     "SELECT pghistory.track('t_link', pghistory.after_insert('add'),"
     " pghistory.before_delete('remove'),"
     " obj_field => NULL, context_mode => 'none')",
+    "SELECT pghistory.track('t_part', pghistory.insert_event(), pghistory.update_event(),"
+    " pghistory.delete_event(), pghistory.before_update('before'), obj_field => NULL)",
+    "ALTER EVENT TRIGGER pghistory_ddl_end DISABLE",
+    "SELECT pghistory.track('t_checked', pghistory.insert_event(), pghistory.update_event(),"
+    " pghistory.truncate_event(), pghistory.after_insert_or_update('saved'))",
+    "ALTER EVENT TRIGGER pghistory_ddl_end ENABLE",
 ]
 
 
@@ -31,6 +39,9 @@ def test_no_warnings_in_any_function(conn: psycopg.Connection, pg_server) -> Non
     conn.execute("CREATE EXTENSION IF NOT EXISTS plpgsql_check")
     conn.execute("CREATE TABLE t_all (id int PRIMARY KEY, a int, b text, c jsonb)")
     conn.execute("CREATE TABLE t_link (x int, y int, PRIMARY KEY (x, y))")
+    conn.execute("CREATE TABLE t_part (id int, r int, PRIMARY KEY (id, r)) PARTITION BY LIST (r)")
+    conn.execute("CREATE TABLE t_part_0 PARTITION OF t_part FOR VALUES IN (0)")
+    conn.execute("CREATE TABLE t_checked (id int PRIMARY KEY, a int)")
     for statement in TRACKED:
         conn.execute(statement)
     findings = conn.execute(
@@ -52,6 +63,12 @@ def test_no_warnings_in_any_function(conn: psycopg.Connection, pg_server) -> Non
         """
     ).fetchall()
     assert findings == []
+    sources = conn.execute(
+        "SELECT string_agg(prosrc, ' ') FROM pg_proc WHERE proname LIKE 'pghistory_t_%'"
+    ).fetchone()
+    assert sources is not None
+    assert "a statement begins or ends" in sources[0]  # the partitioned and checking shapes ran
+    assert "changed since its tracking was set up" in sources[0]
     checked = conn.execute(
         "SELECT count(*) FROM pg_proc"
         " WHERE proname LIKE 'pghistory%' OR pronamespace = 'pghistory'::regnamespace"
