@@ -12,33 +12,30 @@ import pytest
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-def test_read_benchmark_quick(pg_server) -> None:
+def quick_run(pg_server, script: str) -> str:
+    """The benchmark script's --quick output (run once, on PostgreSQL 15)."""
     if pg_server.version != 15:
         pytest.skip("the benchmark scripts are exercised once, on PostgreSQL 15")
     result = subprocess.run(
-        [sys.executable, str(BENCH / "read.py"), "--quick", "--pg", "15"],
+        [sys.executable, str(BENCH / script), "--quick", "--pg", "15"],
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "| one object's history with diffs (pghistory.events) |" in result.stdout
-    assert "| prune() one month |" in result.stdout
+    return result.stdout
+
+
+def test_read_benchmark_quick(pg_server) -> None:
+    output = quick_run(pg_server, "read.py")
+    assert "| one object's history with diffs (pghistory.events) |" in output
+    assert "| prune() one month |" in output
 
 
 def test_partitioned_benchmark_quick(pg_server) -> None:
-    if pg_server.version != 15:
-        pytest.skip("the benchmark scripts are exercised once, on PostgreSQL 15")
-    result = subprocess.run(
-        [sys.executable, str(BENCH / "partitioned.py"), "--quick", "--pg", "15"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "| moving UPDATE (ms) |" in result.stdout
+    output = quick_run(pg_server, "partitioned.py")
+    assert "| moving UPDATE (ms) |" in output
     # the moved rows are updates at the default level, deletes and inserts at row level
-    assert "default level: insert 10,000, update" in result.stdout
-    assert "row level: insert 12,000, update" in result.stdout
+    assert "default level: insert 10,000, update" in output
+    assert "row level: insert 12,000, update" in output
