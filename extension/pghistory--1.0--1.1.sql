@@ -603,6 +603,7 @@ DECLARE
     v_tracker   @extschema@.tracker;
     v_name      text[];
     v_operations text;
+    v_twins     text[];
     v_table     regclass;
     v_event     @extschema@._event_table;
     v_old       @extschema@._event_table;
@@ -905,6 +906,7 @@ BEGIN
 
     -- Generated again now that the trackers are registered: statement-level branches, checks.
     PERFORM @extschema@._create_trigger_function(v_event);
+    v_twins := @extschema@._statement_twins(v_table);
     -- Statement-level capture: one INSERT ... SELECT per statement instead of one per row.
     IF EXISTS (SELECT FROM @extschema@._tracker t WHERE t.event_table = v_table AND t.level = 'statement') THEN
         FOR v_tracker IN
@@ -917,7 +919,7 @@ BEGIN
                                v_trigger, target, v_event.trigger_function::oid::regproc, v_tracker.label);
                 CONTINUE;
             END IF;
-            IF v_tracker.label = ANY (@extschema@._statement_twins(v_table)) THEN
+            IF v_tracker.label = ANY (v_twins) THEN
                 v_trigger := @extschema@._choose_name('pghistory_' || v_tracker.label, '_parent');
             ELSE
                 EXECUTE format('DROP TRIGGER %I ON %s', v_trigger, target);
@@ -935,14 +937,14 @@ BEGIN
     SELECT string_agg(DISTINCT upper(o.operation), ' OR ') INTO v_operations
     FROM @extschema@._tracker t, string_to_table(t.operation, '_or_') AS o(operation)
     WHERE t.event_table = v_table AND t.operation NOT IN ('manual', 'truncate')
-      AND (@extschema@._statement_check_needed(v_event) OR t.label = ANY (@extschema@._statement_twins(v_table)));
+      AND (t.label = ANY (v_twins) OR @extschema@._statement_check_needed(v_event));
     IF v_operations IS NOT NULL THEN
         EXECUTE format('CREATE TRIGGER %I BEFORE %s ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
                        @extschema@._choose_name('pghistory_' || v_name[2], '_begin'), v_operations, target,
                        v_event.trigger_function::oid::regproc);
     END IF;
     SELECT string_agg(DISTINCT upper(t.operation), ' OR ') INTO v_operations
-    FROM @extschema@._tracker t WHERE t.event_table = v_table AND t.label = ANY (@extschema@._statement_twins(v_table));
+    FROM @extschema@._tracker t WHERE t.event_table = v_table AND t.label = ANY (v_twins);
     IF v_operations IS NOT NULL THEN
         EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
                        @extschema@._choose_name('pghistory_' || v_name[2], '_end'), v_operations, target,
