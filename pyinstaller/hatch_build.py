@@ -1,4 +1,4 @@
-"""Put the extension's SQL files into the wheel (and sdist) as ``pghistory/extension``.
+"""Put the extension's SQL files into the wheel (and sdist) as ``pghist/extension``.
 
 The files live once, in the repository's ``extension/`` directory, next to this
 project. A wheel built from the repository takes them from there; a wheel built
@@ -24,11 +24,11 @@ class ExtensionFilesHook(BuildHookInterface):  # type: ignore[type-arg]
                 if path.name == "pghistory.control" or (
                     path.name.startswith("pghistory--") and path.suffix == ".sql"
                 ):
-                    build_data["force_include"][str(path)] = f"pghistory/extension/{path.name}"
+                    build_data["force_include"][str(path)] = f"pghist/extension/{path.name}"
             return
-        if (root / "pghistory" / "extension" / "pghistory.control").is_file():
+        if (root / "pghist" / "extension" / "pghistory.control").is_file():
             return  # building from an sdist: the files are already in the package
         raise RuntimeError(
             f"pghistory: cannot find the extension files: neither {source} "
-            "nor pghistory/extension/ holds pghistory.control"
+            "nor pghist/extension/ holds pghistory.control"
         )

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-import pghistory
-from pghistory import cli
+import pghist
+from pghist import cli
 
 BIN = Path(sys.executable).parent / "pghistory"
 
@@ -23,8 +23,8 @@ BIN = Path(sys.executable).parent / "pghistory"
 def pghistory_cmd(
     *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed console script (falls back to python -m pghistory)."""
-    command = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "pghistory"]
+    """Run the installed console script (falls back to python -m pghist)."""
+    command = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "pghist"]
     full_env = {
         k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"
     }
@@ -45,9 +45,9 @@ def table(conn: psycopg.Connection[Any]) -> Iterator[str]:
     conn.execute("DROP TABLE IF EXISTS public.cli_items CASCADE")
     conn.execute("CREATE TABLE public.cli_items (id int PRIMARY KEY, name text, price int)")
     yield "public.cli_items"
-    for row in pghistory.status(conn):
+    for row in pghist.status(conn):
         if str(row["target"]) in ("cli_items", "public.cli_items"):
-            pghistory.untrack(conn, "public.cli_items", drop_events=True)
+            pghist.untrack(conn, "public.cli_items", drop_events=True)
     conn.execute("DROP TABLE IF EXISTS public.cli_items CASCADE")
 
 
@@ -55,11 +55,11 @@ def table(conn: psycopg.Connection[Any]) -> Iterator[str]:
 
 
 def test_parse_event() -> None:
-    assert isinstance(cli.parse_event("insert"), pghistory.InsertEvent)
+    assert isinstance(cli.parse_event("insert"), pghist.InsertEvent)
     tracker = cli.parse_event("update:price_changed")
-    assert isinstance(tracker, pghistory.UpdateEvent)
+    assert isinstance(tracker, pghist.UpdateEvent)
     assert tracker.label == "price_changed"
-    assert isinstance(cli.parse_event("before-delete:gone"), pghistory.BeforeDelete)
+    assert isinstance(cli.parse_event("before-delete:gone"), pghist.BeforeDelete)
     with pytest.raises(cli.UsageError, match="needs a label"):
         cli.parse_event("manual")
     with pytest.raises(cli.UsageError, match="unknown event kind"):
@@ -81,7 +81,7 @@ def test_format_table() -> None:
 
 
 def test_error_line_is_one_line() -> None:
-    error = pghistory.errors.UndefinedTable(
+    error = pghist.errors.UndefinedTable(
         'pghistory: relation\n "x" does not exist', sqlstate="42P01", hint="Check the\nname."
     )
     assert cli.error_line(error) == (
@@ -104,7 +104,7 @@ def test_help_and_version() -> None:
         assert command in result.stdout
     result = pghistory_cmd("--version")
     assert result.returncode == 0
-    assert result.stdout.strip() == f"pghistory {pghistory.__version__}"
+    assert result.stdout.strip() == f"pghistory {pghist.__version__}"
 
 
 def test_bad_dsn_is_one_line_and_exit_1() -> None:
@@ -186,7 +186,7 @@ def test_track_events_status_untrack(
     status, out, err = run_main(capsys, "untrack", table, "--dsn", db_dsn)
     assert (status, out, err) == (0, "", "")
     conn.execute("INSERT INTO public.cli_items VALUES (3, 'cap', 1)")
-    assert len(pghistory.events(conn, table)) == 3  # no new event, history kept
+    assert len(pghist.events(conn, table)) == 3  # no new event, history kept
 
     status, out, err = run_main(capsys, "untrack", table, "--dsn", db_dsn, "--drop-events")
     assert status == 0
@@ -227,7 +227,7 @@ def test_track_options(
     assert "pgh_obj_id" not in columns
     assert "pgh_context" in columns
     assert columns[-2:] == ["id", "price"]
-    row = next(r for r in pghistory.status(conn) if str(r["event_table"]).endswith("cli_prices"))
+    row = next(r for r in pghist.status(conn) if str(r["event_table"]).endswith("cli_prices"))
     assert row["append_only"] is True
     assert row["level"] == "row"
     assert row["partition_by"] == "month"
@@ -236,7 +236,7 @@ def test_track_options(
 def test_environment_connection(
     conn: psycopg.Connection[Any], db_dsn: str, table: str, pg_server: Any
 ) -> None:
-    pghistory.track(conn, table)
+    pghist.track(conn, table)
     conn.execute("INSERT INTO public.cli_items VALUES (1, 'pen', 3)")
     # DATABASE_URL
     result = pghistory_cmd("events", table, "--json", env={"DATABASE_URL": db_dsn})
@@ -292,8 +292,8 @@ def test_install_and_uninstall(make_database: Any) -> None:
     result = pghistory_cmd("install", "--dsn", dsn, "--method", "script")
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
     with psycopg.connect(dsn, autocommit=True) as c:
-        assert pghistory.installed(c) == pghistory.installer.Installed(
-            "script", pghistory.version(c)
+        assert pghist.installed(c) == pghist.installer.Installed(
+            "script", pghist.version(c)
         )
     result = pghistory_cmd("install", "--dsn", dsn, "-v")
     assert result.returncode == 0
@@ -304,7 +304,7 @@ def test_install_and_uninstall(make_database: Any) -> None:
     result = pghistory_cmd("install", "--dsn", dsn)
     assert (result.returncode, result.stderr) == (0, "")
     with psycopg.connect(dsn, autocommit=True) as c:
-        installed = pghistory.installed(c)
+        installed = pghist.installed(c)
         assert installed is not None and installed.kind == "extension"
 
 
@@ -312,7 +312,7 @@ def test_uninstall_refuses_while_tracked(make_database: Any) -> None:
     dsn = make_database(extension=True)
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("CREATE TABLE t (id int PRIMARY KEY)")
-        event_table = pghistory.track(c, "public.t")
+        event_table = pghist.track(c, "public.t")
     result = pghistory_cmd("uninstall", "--dsn", dsn)
     assert result.returncode == 1
     assert "--cascade" in result.stderr
@@ -320,7 +320,7 @@ def test_uninstall_refuses_while_tracked(make_database: Any) -> None:
     result = pghistory_cmd("uninstall", "--dsn", dsn, "--cascade")
     assert result.returncode == 0, result.stderr
     with psycopg.connect(dsn, autocommit=True) as c:
-        assert pghistory.installed(c) is None
+        assert pghist.installed(c) is None
         # the history stays, and writes still work
         assert c.execute(
             sql.SQL("SELECT to_regclass(%s) IS NOT NULL"), (event_table,)

@@ -13,8 +13,8 @@ import uuid
 
 import pytest
 
-import pghistory
-from pghistory import (
+import pghist
+from pghist import (
     AllChange,
     AllDontChange,
     AnyChange,
@@ -189,7 +189,7 @@ def test_combining_with_something_else_fails() -> None:
         ),
     ],
 )
-def test_helper_calls(condition: pghistory.BaseCondition, sql: str, params: tuple[object]) -> None:
+def test_helper_calls(condition: pghist.BaseCondition, sql: str, params: tuple[object]) -> None:
     fragment = condition.as_sql()
     assert fragment.render() == sql
     assert fragment.params == params

@@ -13,13 +13,13 @@ from typing import Any
 import psycopg
 import pytest
 
-import pghistory
+import pghist
 
 BIN = Path(sys.executable).parent / "pghistory"
 
 
 def demo(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    command = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "pghistory"]
+    command = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "pghist"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATABASE_URL"}
     return subprocess.run(
         [*command, "demo", *args],
@@ -44,7 +44,7 @@ def check_history(out: str) -> None:
 
 
 def test_demo_on_a_server(db_dsn: str, conn: psycopg.Connection[Any]) -> None:
-    before = pghistory.status(conn)
+    before = pghist.status(conn)
     result = demo("--dsn", db_dsn)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
@@ -53,7 +53,7 @@ def test_demo_on_a_server(db_dsn: str, conn: psycopg.Connection[Any]) -> None:
     assert conn.execute(
         "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'pghistory_demo_%'"
     ).fetchone() == (0,)
-    assert pghistory.status(conn) == before
+    assert pghist.status(conn) == before
 
 
 def test_demo_on_a_server_without_pghistory(make_database: Any) -> None:

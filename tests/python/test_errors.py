@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from pghistory import errors
+from pghist import errors
 
 
 def server_error(

@@ -17,12 +17,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-import pghistory
-from pghistory import cli, errors
+import pghist
+from pghist import cli, errors
 
 BIN = Path(sys.executable).parent / "pghistory"
 
-FULL = (pghistory.InsertEvent(), pghistory.UpdateEvent(), pghistory.DeleteEvent())
+FULL = (pghist.InsertEvent(), pghist.UpdateEvent(), pghist.DeleteEvent())
 
 
 @pytest.fixture
@@ -32,10 +32,10 @@ def schema(conn: psycopg.Connection[Any], request: pytest.FixtureRequest) -> Ite
     conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
     conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
     yield name
-    targets = {str(row["target"]) for row in pghistory.status(conn)}
+    targets = {str(row["target"]) for row in pghist.status(conn)}
     for target in sorted(targets):
         if target.startswith(name + "."):
-            pghistory.untrack(conn, target, drop_events=True)
+            pghist.untrack(conn, target, drop_events=True)
     conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
@@ -96,31 +96,31 @@ def one_error_line(err: str) -> str:
 
 
 def test_truncate_event_sql() -> None:
-    fragment = pghistory.TruncateEvent().as_sql()
+    fragment = pghist.TruncateEvent().as_sql()
     assert (fragment.render(), fragment.params) == (
         '"pghistory"."truncate_event"()',
         (),
     )
-    fragment = pghistory.TruncateEvent("wiped").as_sql()
+    fragment = pghist.TruncateEvent("wiped").as_sql()
     assert (fragment.render(), fragment.params) == (
         '"pghistory"."truncate_event"("label" => %s::text)',
         ("wiped",),
     )
-    assert repr(pghistory.TruncateEvent("wiped")) == "TruncateEvent('wiped')"
-    assert isinstance(cli.parse_event("truncate"), pghistory.TruncateEvent)
+    assert repr(pghist.TruncateEvent("wiped")) == "TruncateEvent('wiped')"
+    assert isinstance(cli.parse_event("truncate"), pghist.TruncateEvent)
     assert cli.parse_event("truncate:gone").label == "gone"
 
 
 def test_truncate_event_records_every_row(conn: psycopg.Connection[Any], schema: str) -> None:
     run(conn, schema, "CREATE TABLE stock (id int PRIMARY KEY, qty int)")
     run(conn, schema, "CREATE TABLE bin (id int PRIMARY KEY)")
-    pghistory.track(conn, f"{schema}.stock", pghistory.InsertEvent(), pghistory.TruncateEvent())
-    pghistory.track(conn, f"{schema}.bin", pghistory.TruncateEvent("wiped"))
+    pghist.track(conn, f"{schema}.stock", pghist.InsertEvent(), pghist.TruncateEvent())
+    pghist.track(conn, f"{schema}.bin", pghist.TruncateEvent("wiped"))
     run(conn, schema, "INSERT INTO stock VALUES (1, 5), (2, 7)")
     run(conn, schema, "INSERT INTO bin VALUES (1)")
     run(conn, schema, "TRUNCATE stock, bin")
 
-    rows = pghistory.events(conn, f"{schema}.stock")
+    rows = pghist.events(conn, f"{schema}.stock")
     assert [row["pgh_label"] for row in rows] == [
         "insert",
         "insert",
@@ -131,7 +131,7 @@ def test_truncate_event_records_every_row(conn: psycopg.Connection[Any], schema:
         (1, 5),
         (2, 7),
     ]
-    assert [row["pgh_label"] for row in pghistory.events(conn, f"{schema}.bin")] == ["wiped"]
+    assert [row["pgh_label"] for row in pghist.events(conn, f"{schema}.bin")] == ["wiped"]
 
 
 def test_truncate_event_from_the_cli(
@@ -154,7 +154,7 @@ def test_truncate_event_from_the_cli(
     assert out.strip().endswith("crate_event")
     run(conn, schema, "INSERT INTO crate VALUES (1)")
     run(conn, schema, "TRUNCATE crate")
-    rows = pghistory.events(conn, f"{schema}.crate")
+    rows = pghist.events(conn, f"{schema}.crate")
     assert [(row["pgh_label"], row["pgh_data"]) for row in rows] == [("emptied", {"id": 1})]
 
 
@@ -165,7 +165,7 @@ def test_as_of_at_moments_between_transactions(conn: psycopg.Connection[Any], sc
     # A name that needs quoting everywhere: the table reaches SQL only as an identifier.
     table = sql.Identifier(schema, 'Order "items"; x').as_string(conn)
     conn.execute(sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, name text)").format(sql.SQL(table)))
-    pghistory.track(conn, table, *FULL, model_name=f"{schema}.items_history")
+    pghist.track(conn, table, *FULL, model_name=f"{schema}.items_history")
     before = moment(conn)
     conn.execute(sql.SQL("INSERT INTO {} VALUES (1, 'pen'), (2, 'ink')").format(sql.SQL(table)))
     inserted = moment(conn)
@@ -175,27 +175,27 @@ def test_as_of_at_moments_between_transactions(conn: psycopg.Connection[Any], sc
     deleted = moment(conn)
     conn.execute(sql.SQL("INSERT INTO {} VALUES (3, 'cap')").format(sql.SQL(table)))
 
-    assert pghistory.as_of(conn, table, before) == []
-    assert ids(pghistory.as_of(conn, table, inserted)) == [(1, "pen"), (2, "ink")]
-    assert ids(pghistory.as_of(conn, table, updated)) == [(1, "Pen"), (2, "ink")]
-    assert ids(pghistory.as_of(conn, table, deleted)) == [(1, "Pen")]
-    rows = pghistory.as_of(conn, table, "now")
+    assert pghist.as_of(conn, table, before) == []
+    assert ids(pghist.as_of(conn, table, inserted)) == [(1, "pen"), (2, "ink")]
+    assert ids(pghist.as_of(conn, table, updated)) == [(1, "Pen"), (2, "ink")]
+    assert ids(pghist.as_of(conn, table, deleted)) == [(1, "Pen")]
+    rows = pghist.as_of(conn, table, "now")
     assert ids(rows) == [(1, "Pen"), (3, "cap")]
     assert list(rows[0]) == ["id", "name"]  # the table's columns, in order
     # a timestamp as text, read by the server
-    assert ids(pghistory.as_of(conn, table, updated.isoformat())) == [
+    assert ids(pghist.as_of(conn, table, updated.isoformat())) == [
         (1, "Pen"),
         (2, "ink"),
     ]
-    columns, rows = pghistory.core.as_of_table(conn, table, before)
+    columns, rows = pghist.core.as_of_table(conn, table, before)
     assert (columns, rows) == (["id", "name"], [])
 
 
 def test_as_of_errors(conn: psycopg.Connection[Any], schema: str) -> None:
     run(conn, schema, "CREATE TABLE partial (id int PRIMARY KEY, v int)")
-    pghistory.track(conn, f"{schema}.partial")  # inserts and updates: no deletes
+    pghist.track(conn, f"{schema}.partial")  # inserts and updates: no deletes
     with pytest.raises(errors.ObjectNotInPrerequisiteState) as caught:
-        pghistory.as_of(conn, f"{schema}.partial", "now")
+        pghist.as_of(conn, f"{schema}.partial", "now")
     assert caught.value.sqlstate == "55000"
     assert "cannot rebuild" in caught.value.message
     assert "no delete events" in caught.value.message
@@ -203,21 +203,21 @@ def test_as_of_errors(conn: psycopg.Connection[Any], schema: str) -> None:
 
     run(conn, schema, "CREATE TABLE untracked (id int PRIMARY KEY)")
     with pytest.raises(errors.ObjectNotInPrerequisiteState, match="not tracked"):
-        pghistory.as_of(conn, f"{schema}.untracked", "now")
+        pghist.as_of(conn, f"{schema}.untracked", "now")
 
     run(conn, schema, "CREATE VIEW a_view AS SELECT 1 AS id")
     with pytest.raises(errors.InvalidParameter) as bad:
-        pghistory.as_of(conn, f"{schema}.a_view", "now")
+        pghist.as_of(conn, f"{schema}.a_view", "now")
     assert bad.value.sqlstate == "22023"
 
     with pytest.raises(errors.UndefinedTable) as missing:
-        pghistory.as_of(conn, f"{schema}.nope", "now")
+        pghist.as_of(conn, f"{schema}.nope", "now")
     assert missing.value.sqlstate == "42P01"
 
     run(conn, schema, "CREATE TABLE full_history (id int PRIMARY KEY)")
-    pghistory.track(conn, f"{schema}.full_history", *FULL)
+    pghist.track(conn, f"{schema}.full_history", *FULL)
     with pytest.raises(errors.InvalidDatetimeFormat) as timestamp:
-        pghistory.as_of(conn, f"{schema}.full_history", "yesterday-ish")
+        pghist.as_of(conn, f"{schema}.full_history", "yesterday-ish")
     assert timestamp.value.sqlstate == "22007"
 
 
@@ -226,25 +226,25 @@ def test_as_of_errors(conn: psycopg.Connection[Any], schema: str) -> None:
 
 def test_revert_an_update_and_a_delete(conn: psycopg.Connection[Any], schema: str) -> None:
     run(conn, schema, "CREATE TABLE price (id int PRIMARY KEY, amount int, note text)")
-    event_table = pghistory.track(conn, f"{schema}.price", *FULL)
+    event_table = pghist.track(conn, f"{schema}.price", *FULL)
     run(conn, schema, "INSERT INTO price VALUES (1, 10, 'first')")
     run(conn, schema, "UPDATE price SET amount = 12, note = 'raised' WHERE id = 1")
-    first = pghistory.events(conn, f"{schema}.price", obj=1)[0]
+    first = pghist.events(conn, f"{schema}.price", obj=1)[0]
     assert first["pgh_label"] == "insert"
 
-    assert pghistory.revert(conn, event_table, first["pgh_id"]) == "updated"
+    assert pghist.revert(conn, event_table, first["pgh_id"]) == "updated"
     assert conn.execute(f'SELECT amount, note FROM "{schema}".price').fetchall() == [(10, "first")]
 
     run(conn, schema, "DELETE FROM price WHERE id = 1")
-    gone = pghistory.events(conn, f"{schema}.price", obj=1)[-1]
+    gone = pghist.events(conn, f"{schema}.price", obj=1)[-1]
     assert gone["pgh_label"] == "delete"
-    assert pghistory.revert(conn, event_table, gone["pgh_id"]) == "inserted"
+    assert pghist.revert(conn, event_table, gone["pgh_id"]) == "inserted"
     assert conn.execute(f'SELECT id, amount, note FROM "{schema}".price').fetchall() == [
         (1, 10, "first")
     ]
 
     # each revert is an ordinary write, tracked like any other
-    rows = pghistory.events(conn, f"{schema}.price", obj=1)
+    rows = pghist.events(conn, f"{schema}.price", obj=1)
     assert [row["pgh_label"] for row in rows] == [
         "insert",
         "update",
@@ -257,28 +257,28 @@ def test_revert_an_update_and_a_delete(conn: psycopg.Connection[Any], schema: st
 
 def test_revert_errors(conn: psycopg.Connection[Any], schema: str) -> None:
     run(conn, schema, "CREATE TABLE slim (id int PRIMARY KEY, a int, b int)")
-    slim_events = pghistory.track(conn, f"{schema}.slim", fields=["id", "a"])
+    slim_events = pghist.track(conn, f"{schema}.slim", fields=["id", "a"])
     run(conn, schema, "INSERT INTO slim VALUES (1, 1, 1)")
-    event = pghistory.events(conn, f"{schema}.slim")[0]
+    event = pghist.events(conn, f"{schema}.slim")[0]
     with pytest.raises(errors.ObjectNotInPrerequisiteState) as partial:
-        pghistory.revert(conn, slim_events, event["pgh_id"])
+        pghist.revert(conn, slim_events, event["pgh_id"])
     assert partial.value.sqlstate == "55000"
     assert '"b"' in partial.value.message or " b" in partial.value.message
 
     run(conn, schema, "CREATE TABLE whole (id int PRIMARY KEY, a int)")
-    whole_events = pghistory.track(conn, f"{schema}.whole")
+    whole_events = pghist.track(conn, f"{schema}.whole")
     with pytest.raises(errors.NoDataFound) as missing:
-        pghistory.revert(conn, whole_events, 987654)
+        pghist.revert(conn, whole_events, 987654)
     assert missing.value.sqlstate == "P0002"
     assert "987654" in missing.value.message
 
     with pytest.raises(errors.UndefinedObject) as not_events:
-        pghistory.revert(conn, f"{schema}.whole", 1)
+        pghist.revert(conn, f"{schema}.whole", 1)
     assert not_events.value.sqlstate == "42704"
     assert "not an event table" in not_events.value.message
 
     with pytest.raises(errors.UndefinedTable):
-        pghistory.revert(conn, f"{schema}.nope_event", 1)
+        pghist.revert(conn, f"{schema}.nope_event", 1)
 
 
 # --- prune -----------------------------------------------------------------------------
@@ -286,71 +286,71 @@ def test_revert_errors(conn: psycopg.Connection[Any], schema: str) -> None:
 
 def test_prune_keep_last_and_older_than(conn: psycopg.Connection[Any], schema: str) -> None:
     run(conn, schema, "CREATE TABLE item (id int PRIMARY KEY, v int)")
-    event_table = pghistory.track(conn, f"{schema}.item")
+    event_table = pghist.track(conn, f"{schema}.item")
     run(conn, schema, "INSERT INTO item VALUES (1, 0), (2, 0)")
     for value in (1, 2, 3):
         run(conn, schema, f"UPDATE item SET v = {value} WHERE id = 1")
     assert count(conn, event_table) == 5  # object 1: 4 events, object 2: 1
 
-    assert pghistory.prune(conn, f"{schema}.item", keep_last=2) == 2
-    kept = pghistory.events(conn, f"{schema}.item")
+    assert pghist.prune(conn, f"{schema}.item", keep_last=2) == 2
+    kept = pghist.events(conn, f"{schema}.item")
     assert sorted((row["pgh_obj_id"], row["pgh_data"]["v"]) for row in kept) == [
         ("1", 2),
         ("1", 3),
         ("2", 0),
     ]
-    assert pghistory.prune(conn, f"{schema}.item", older_than="1 day") == 0
-    assert pghistory.prune(conn, f"{schema}.item", older_than=datetime.timedelta(days=1)) == 0
+    assert pghist.prune(conn, f"{schema}.item", older_than="1 day") == 0
+    assert pghist.prune(conn, f"{schema}.item", older_than=datetime.timedelta(days=1)) == 0
     # older than now, but the newest of each object kept
-    assert pghistory.prune(conn, f"{schema}.item", older_than="0 seconds", keep_last=1) == 1
-    assert pghistory.prune(conn, f"{schema}.item", older_than=datetime.timedelta(0)) == 2
+    assert pghist.prune(conn, f"{schema}.item", older_than="0 seconds", keep_last=1) == 1
+    assert pghist.prune(conn, f"{schema}.item", older_than=datetime.timedelta(0)) == 2
     assert count(conn, event_table) == 0
 
 
 def test_prune_append_only_only_when_named(conn: psycopg.Connection[Any], schema: str) -> None:
     run(conn, schema, "CREATE TABLE ledger (id int PRIMARY KEY, v int)")
     run(conn, schema, "CREATE TABLE scratch (id int PRIMARY KEY, v int)")
-    ledger_events = pghistory.track(conn, f"{schema}.ledger", append_only=True)
-    scratch_events = pghistory.track(conn, f"{schema}.scratch")
+    ledger_events = pghist.track(conn, f"{schema}.ledger", append_only=True)
+    scratch_events = pghist.track(conn, f"{schema}.scratch")
     for table in ("ledger", "scratch"):
         run(conn, schema, f"INSERT INTO {table} VALUES (1, 0)")
         run(conn, schema, f"UPDATE {table} SET v = 1")
         run(conn, schema, f"UPDATE {table} SET v = 2")
 
     # every table you own, but append-only histories are left alone
-    assert pghistory.prune(conn, older_than=datetime.timedelta(0)) == 3
+    assert pghist.prune(conn, older_than=datetime.timedelta(0)) == 3
     assert (count(conn, ledger_events), count(conn, scratch_events)) == (3, 0)
 
     # named: its owner may prune it, and the guard is back afterwards
-    assert pghistory.prune(conn, f"{schema}.ledger", keep_last=1) == 2
+    assert pghist.prune(conn, f"{schema}.ledger", keep_last=1) == 2
     assert count(conn, ledger_events) == 1
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
         conn.execute(sql.SQL("DELETE FROM {}").format(sql.SQL(ledger_events)))
-    assert [row for row in pghistory.verify(conn) if row["event_table"] == ledger_events] == []
+    assert [row for row in pghist.verify(conn) if row["event_table"] == ledger_events] == []
 
 
 def test_prune_errors(conn: psycopg.Connection[Any], schema: str) -> None:
     run(conn, schema, "CREATE TABLE item (id int PRIMARY KEY)")
-    pghistory.track(conn, f"{schema}.item")
+    pghist.track(conn, f"{schema}.item")
     with pytest.raises(errors.InvalidParameter) as neither:
-        pghistory.prune(conn, f"{schema}.item")
+        pghist.prune(conn, f"{schema}.item")
     assert neither.value.sqlstate == "22023"
     assert "older_than or keep_last" in neither.value.message
     assert neither.value.hint
     with pytest.raises(errors.InvalidParameter, match="negative"):
-        pghistory.prune(conn, f"{schema}.item", keep_last=-1)
+        pghist.prune(conn, f"{schema}.item", keep_last=-1)
     with pytest.raises(errors.InvalidDatetimeFormat) as interval:
-        pghistory.prune(conn, f"{schema}.item", older_than="90 dayz")
+        pghist.prune(conn, f"{schema}.item", older_than="90 dayz")
     assert interval.value.sqlstate == "22007"
     run(conn, schema, "CREATE TABLE loose (id int PRIMARY KEY)")
     with pytest.raises(errors.UndefinedObject, match="not tracked"):
-        pghistory.prune(conn, f"{schema}.loose", keep_last=1)
+        pghist.prune(conn, f"{schema}.loose", keep_last=1)
     with pytest.raises(errors.UndefinedTable):
-        pghistory.prune(conn, f"{schema}.nope", keep_last=1)
+        pghist.prune(conn, f"{schema}.nope", keep_last=1)
     with pytest.raises(TypeError):
-        pghistory.prune(conn, f"{schema}.item", older_than=90)  # type: ignore[arg-type]
+        pghist.prune(conn, f"{schema}.item", older_than=90)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        pghistory.prune(conn, f"{schema}.item", keep_last="3")  # type: ignore[arg-type]
+        pghist.prune(conn, f"{schema}.item", keep_last="3")  # type: ignore[arg-type]
 
 
 # --- backfill --------------------------------------------------------------------------
@@ -366,11 +366,11 @@ def test_backfill_reports_progress(conn: psycopg.Connection[Any], schema: str) -
         f"INSERT INTO big SELECT g, 'row ' || g FROM generate_series(1, {ROWS}) g",
     )
     run(conn, schema, "ANALYZE big")
-    event_table = pghistory.track(conn, f"{schema}.big", *FULL)
+    event_table = pghist.track(conn, f"{schema}.big", *FULL)
     run(conn, schema, "DELETE FROM big WHERE id = 1")  # tracked from here on
 
     messages: list[str] = []
-    assert pghistory.backfill(conn, f"{schema}.big", progress=messages.append) == ROWS - 1
+    assert pghist.backfill(conn, f"{schema}.big", progress=messages.append) == ROWS - 1
     assert len(messages) >= 2
     assert all(message.startswith("pghistory: backfill of ") for message in messages)
     assert all(event_table in message for message in messages)
@@ -382,29 +382,29 @@ def test_backfill_reports_progress(conn: psycopg.Connection[Any], schema: str) -
     assert "unrelated" not in messages
 
     # with the backfill, as_of covers rows older than the tracking
-    assert len(pghistory.as_of(conn, f"{schema}.big", "now")) == ROWS - 1
+    assert len(pghist.as_of(conn, f"{schema}.big", "now")) == ROWS - 1
     assert count(conn, event_table) == 1 + ROWS - 1  # the delete, and the backfill of the rest
 
     # into one event table only, without a progress callback
     run(conn, schema, "CREATE TABLE small (id int PRIMARY KEY)")
     run(conn, schema, "INSERT INTO small VALUES (1), (2)")
-    pghistory.track(conn, f"{schema}.small", model_name="small_a")
-    pghistory.track(conn, f"{schema}.small", pghistory.InsertEvent("b"), model_name="small_b")
-    assert pghistory.backfill(conn, f"{schema}.small", "small_b") == 2
+    pghist.track(conn, f"{schema}.small", model_name="small_a")
+    pghist.track(conn, f"{schema}.small", pghist.InsertEvent("b"), model_name="small_b")
+    assert pghist.backfill(conn, f"{schema}.small", "small_b") == 2
     assert count(conn, f'"{schema}".small_a') == 0
     assert count(conn, f'"{schema}".small_b') == 2
-    assert {row["pgh_label"] for row in pghistory.events(conn, f"{schema}.small")} == {"backfill"}
+    assert {row["pgh_label"] for row in pghist.events(conn, f"{schema}.small")} == {"backfill"}
 
 
 def test_backfill_errors(conn: psycopg.Connection[Any], schema: str) -> None:
     run(conn, schema, "CREATE TABLE loose (id int PRIMARY KEY)")
     messages: list[str] = []
     with pytest.raises(errors.UndefinedObject) as untracked:
-        pghistory.backfill(conn, f"{schema}.loose", progress=messages.append)
+        pghist.backfill(conn, f"{schema}.loose", progress=messages.append)
     assert untracked.value.sqlstate == "42704"
     assert "not tracked" in untracked.value.message
     with pytest.raises(errors.UndefinedTable):
-        pghistory.backfill(conn, f"{schema}.nope")
+        pghist.backfill(conn, f"{schema}.nope")
     assert messages == []
 
 
@@ -415,8 +415,8 @@ def test_sync_and_verify(make_database: Any, capsys: pytest.CaptureFixture[str])
     dsn = make_database(extension=True)  # verify() looks at the whole database
     with psycopg.connect(dsn, autocommit=True) as c:
         c.execute("CREATE TABLE stock (id int PRIMARY KEY, qty int)")
-        event_table = pghistory.track(c, "public.stock")
-        assert pghistory.verify(c) == []
+        event_table = pghist.track(c, "public.stock")
+        assert pghist.verify(c) == []
         status, out, err = run_main(capsys, "verify", "--dsn", dsn)
         assert (status, out, err) == (0, "", "")
         status, out, err = run_main(capsys, "verify", "--dsn", dsn, "--json")
@@ -428,19 +428,19 @@ def test_sync_and_verify(make_database: Any, capsys: pytest.CaptureFixture[str])
             c.execute("ALTER TABLE stock ADD COLUMN note text")
         finally:
             c.execute("ALTER EVENT TRIGGER pghistory_ddl_end ENABLE")
-        problems = pghistory.verify(c)
+        problems = pghist.verify(c)
         assert [(row["target"], row["event_table"]) for row in problems] == [("stock", event_table)]
         assert "note" in problems[0]["problem"]
         assert "pghistory.sync" in problems[0]["problem"]
-        pghistory.sync(c, "public.stock")
-        assert pghistory.verify(c) == []
+        pghist.sync(c, "public.stock")
+        assert pghist.verify(c) == []
         c.execute("INSERT INTO stock VALUES (1, 5, 'new column')")
-        assert pghistory.events(c, "public.stock")[-1]["pgh_data"]["note"] == "new column"
-        pghistory.sync(c)  # every table: nothing left to do
+        assert pghist.events(c, "public.stock")[-1]["pgh_data"]["note"] == "new column"
+        pghist.sync(c)  # every table: nothing left to do
 
         # a disabled trigger: listed, and the CLI exits 1
         c.execute("ALTER TABLE stock DISABLE TRIGGER pghistory_insert")
-        assert pghistory.verify(c) == [
+        assert pghist.verify(c) == [
             {
                 "target": "stock",
                 "event_table": event_table,
@@ -476,10 +476,10 @@ def test_sync_and_verify(make_database: Any, capsys: pytest.CaptureFixture[str])
         # errors
         c.execute("CREATE TABLE loose (id int PRIMARY KEY)")
         with pytest.raises(errors.UndefinedObject) as untracked:
-            pghistory.sync(c, "public.loose")
+            pghist.sync(c, "public.loose")
         assert untracked.value.sqlstate == "42704"
         with pytest.raises(errors.UndefinedTable):
-            pghistory.sync(c, "public.nope")
+            pghist.sync(c, "public.nope")
         status, out, err = run_main(capsys, "sync", "public.loose", "--dsn", dsn)
         assert (status, out) == (1, "")
         assert "not tracked" in one_error_line(err)
@@ -502,7 +502,7 @@ def test_cli_events_show_the_diff(
     schema: str,
 ) -> None:
     run(conn, schema, "CREATE TABLE item (id int PRIMARY KEY, price int)")
-    pghistory.track(conn, f"{schema}.item")
+    pghist.track(conn, f"{schema}.item")
     run(conn, schema, "INSERT INTO item VALUES (1, 3)")
     run(conn, schema, "UPDATE item SET price = 4 WHERE id = 1")
     status, out, err = run_main(capsys, "events", f"{schema}.item", "--obj", "1", "--dsn", db_dsn)
@@ -528,7 +528,7 @@ def test_cli_prune(
     schema: str,
 ) -> None:
     run(conn, schema, "CREATE TABLE item (id int PRIMARY KEY, v int)")
-    event_table = pghistory.track(conn, f"{schema}.item", append_only=True)
+    event_table = pghist.track(conn, f"{schema}.item", append_only=True)
     run(conn, schema, "INSERT INTO item VALUES (1, 0), (2, 0)")
     run(conn, schema, "UPDATE item SET v = 1")
     status, out, err = run_main(
@@ -562,7 +562,7 @@ def test_cli_backfill_shows_progress(
     run(conn, schema, "CREATE TABLE big (id int PRIMARY KEY)")
     run(conn, schema, f"INSERT INTO big SELECT generate_series(1, {ROWS})")
     run(conn, schema, "ANALYZE big")
-    event_table = pghistory.track(conn, f"{schema}.big")
+    event_table = pghist.track(conn, f"{schema}.big")
     result = pghistory_cmd("backfill", f"{schema}.big", "--dsn", db_dsn)
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{ROWS}\n"
@@ -595,7 +595,7 @@ def test_cli_as_of_and_revert(
     schema: str,
 ) -> None:
     run(conn, schema, "CREATE TABLE item (id int PRIMARY KEY, name text)")
-    event_table = pghistory.track(conn, f"{schema}.item", *FULL)
+    event_table = pghist.track(conn, f"{schema}.item", *FULL)
     run(conn, schema, "INSERT INTO item VALUES (1, 'pen'), (2, 'ink')")
     then = moment(conn)
     run(conn, schema, "UPDATE item SET name = 'Pen' WHERE id = 1")
@@ -614,8 +614,8 @@ def test_cli_as_of_and_revert(
     status, out, err = run_main(capsys, "as-of", f"{schema}.item", "1999-01-01", "--dsn", db_dsn)
     assert (status, out) == (0, " id | name\n----+------\n(0 rows)\n")
 
-    first = pghistory.events(conn, f"{schema}.item", obj=1, label="insert")[0]
-    gone = pghistory.events(conn, f"{schema}.item", obj=2, label="delete")[0]
+    first = pghist.events(conn, f"{schema}.item", obj=1, label="insert")[0]
+    gone = pghist.events(conn, f"{schema}.item", obj=2, label="delete")[0]
     status, out, err = run_main(
         capsys, "revert", event_table, str(first["pgh_id"]), "--dsn", db_dsn
     )
@@ -632,7 +632,7 @@ def test_cli_as_of_and_revert(
     assert (status, out) == (1, "")
     assert "987654" in one_error_line(err)
     run(conn, schema, "CREATE TABLE partial (id int PRIMARY KEY)")
-    pghistory.track(conn, f"{schema}.partial")
+    pghist.track(conn, f"{schema}.partial")
     status, out, err = run_main(capsys, "as-of", f"{schema}.partial", "now", "--dsn", db_dsn)
     assert (status, out) == (1, "")
     line = one_error_line(err)

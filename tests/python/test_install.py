@@ -11,9 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
-import pghistory
-from pghistory import errors, installer
-from pghistory._files import ExtensionFiles, extension_files
+import pghist
+from pghist import errors, installer
+from pghist._files import ExtensionFiles, extension_files
 
 FILES = extension_files()
 VERSION = FILES.default_version
@@ -32,10 +32,10 @@ def sharedir_extension(conn: psycopg.Connection[Any]) -> Path:
 def works(conn: psycopg.Connection[Any]) -> None:
     """Tracking works in this database."""
     conn.execute("CREATE TABLE works (id int PRIMARY KEY, v text)")
-    pghistory.track(conn, "public.works")
+    pghist.track(conn, "public.works")
     conn.execute("INSERT INTO works VALUES (1, 'a')")
     conn.execute("UPDATE works SET v = 'b'")
-    assert [row["pgh_label"] for row in pghistory.events(conn, "public.works", obj=1)] == [
+    assert [row["pgh_label"] for row in pghist.events(conn, "public.works", obj=1)] == [
         "insert",
         "update",
     ]
@@ -43,17 +43,17 @@ def works(conn: psycopg.Connection[Any]) -> None:
 
 def test_auto_uses_the_available_extension(make_database: Any) -> None:
     with connect(make_database()) as conn:
-        assert pghistory.installed(conn) is None
-        result = pghistory.install(conn)
+        assert pghist.installed(conn) is None
+        result = pghist.install(conn)
         assert (result.method, result.action, result.version) == ("extension", "created", VERSION)
         row = conn.execute(
             "SELECT extversion, extnamespace::regnamespace::text FROM pg_extension"
             " WHERE extname = 'pghistory'"
         ).fetchone()
         assert row == (VERSION, "pghistory")
-        assert pghistory.version(conn) == VERSION
+        assert pghist.version(conn) == VERSION
         works(conn)
-        again = pghistory.install(conn)
+        again = pghist.install(conn)
         assert again.action == "unchanged"
 
 
@@ -62,7 +62,7 @@ def test_files_method(make_database: Any) -> None:
         target = sharedir_extension(conn)
         if not os.access(target, os.W_OK):
             pytest.skip(f"{target} is not writable here")
-        result = pghistory.install(conn, method="files")
+        result = pghist.install(conn, method="files")
         assert (result.method, result.action) == ("files", "created")
         names = sorted(path.name for path in result.copied)
         assert names == sorted(["pghistory.control", *(p.name for p in FILES.sql_files())])
@@ -71,39 +71,39 @@ def test_files_method(make_database: Any) -> None:
             assert path.read_bytes() == (FILES.directory / path.name).read_bytes()
             assert path.stat().st_mode & 0o444 == 0o444
         assert not list(target.glob(".*pghistory-partial"))
-        installed = pghistory.installed(conn)
+        installed = pghist.installed(conn)
         assert installed == installer.Installed("extension", VERSION)
         works(conn)
-        assert pghistory.install(conn, method="files").action == "unchanged"
+        assert pghist.install(conn, method="files").action == "unchanged"
 
 
 def test_script_method(make_database: Any) -> None:
     with connect(make_database()) as conn:
-        result = pghistory.install(conn, method="script")
+        result = pghist.install(conn, method="script")
         assert (result.method, result.action, result.version) == ("script", "created", VERSION)
         assert "script method" in result.message
         assert conn.execute(
             "SELECT count(*) FROM pg_extension WHERE extname = 'pghistory'"
         ).fetchone() == (0,)
-        assert pghistory.installed(conn) == installer.Installed("script", VERSION)
-        assert pghistory.version(conn) == VERSION
+        assert pghist.installed(conn) == installer.Installed("script", VERSION)
+        assert pghist.version(conn) == VERSION
         works(conn)
-        with pghistory.context(conn, user="script"):
+        with pghist.context(conn, user="script"):
             conn.execute("UPDATE works SET v = 'c'")
-        assert pghistory.events(conn, "public.works")[-1]["pgh_context"] == {"user": "script"}
+        assert pghist.events(conn, "public.works")[-1]["pgh_context"] == {"user": "script"}
         # twice is harmless; the other methods see it is there
-        assert pghistory.install(conn, method="script").action == "unchanged"
-        assert pghistory.install(conn).action == "unchanged"
+        assert pghist.install(conn, method="script").action == "unchanged"
+        assert pghist.install(conn).action == "unchanged"
         with pytest.raises(errors.InstallError):
-            pghistory.install(conn, method="files")
+            pghist.install(conn, method="files")
         # uninstall: refuses while tracked, then drops the schema; history stays
         with pytest.raises(errors.DependentObjectsStillExist) as info:
-            pghistory.uninstall(conn)
+            pghist.uninstall(conn)
         assert "works" in info.value.message
         assert info.value.hint and "cascade" in info.value.hint
-        message = pghistory.uninstall(conn, cascade=True)
+        message = pghist.uninstall(conn, cascade=True)
         assert "dropped schema pghistory" in message
-        assert pghistory.installed(conn) is None
+        assert pghist.installed(conn) is None
         assert conn.execute("SELECT count(*) FROM works_event").fetchone() == (2 + 1,)
         conn.execute("INSERT INTO works VALUES (2, 'still writable')")
 
@@ -118,7 +118,7 @@ def test_script_install_is_atomic(
     monkeypatch.setattr(installer, "extension_files", lambda: ExtensionFiles(broken))
     with connect(make_database()) as conn:
         with pytest.raises(errors.PghistoryError) as info:
-            pghistory.install(conn, method="script")
+            pghist.install(conn, method="script")
         assert info.value.sqlstate == "42601"
         assert conn.execute("SELECT to_regnamespace('pghistory')").fetchone() == (None,)
 
@@ -133,14 +133,14 @@ def test_files_elsewhere_falls_back_to_script(
     monkeypatch.setattr(installer, "_available_versions", lambda conn: set())
     with connect(make_database()) as conn:
         with pytest.raises(errors.InstallError) as info:
-            pghistory.install(conn, method="files")
+            pghist.install(conn, method="files")
         assert "not on this machine" in info.value.message
         assert info.value.hint and "script" in info.value.hint
-        assert pghistory.installed(conn) is None
-        result = pghistory.install(conn)  # auto
+        assert pghist.installed(conn) is None
+        result = pghist.install(conn)  # auto
         assert result.method == "script"
         assert result.note and "not on this machine" in result.note
-        assert pghistory.installed(conn) == installer.Installed("script", VERSION)
+        assert pghist.installed(conn) == installer.Installed("script", VERSION)
 
 
 def test_files_not_seen_by_the_server(
@@ -153,36 +153,36 @@ def test_files_not_seen_by_the_server(
     monkeypatch.setattr(installer, "_available_versions", lambda conn: set())
     with connect(make_database()) as conn:
         with pytest.raises(errors.InstallError) as info:
-            pghistory.install(conn, method="files")
+            pghist.install(conn, method="files")
         assert "does not see them" in info.value.message
         assert list(fake.iterdir()) == []  # what it copied is removed again
 
 
 def test_unknown_method(make_database: Any) -> None:
     with connect(make_database()) as conn, pytest.raises(errors.InstallError) as info:
-        pghistory.install(conn, method="magic")
+        pghist.install(conn, method="magic")
     assert "magic" in info.value.message
 
 
 def test_uninstall_extension(make_database: Any) -> None:
     with connect(make_database(extension=True)) as conn:
         conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
-        event_table = pghistory.track(conn, "public.t")
+        event_table = pghist.track(conn, "public.t")
         with pytest.raises(errors.DependentObjectsStillExist) as info:
-            pghistory.uninstall(conn)
+            pghist.uninstall(conn)
         assert info.value.sqlstate == "2BP01"
-        assert pghistory.installed(conn) is not None
-        pghistory.untrack(conn, "public.t")
-        message = pghistory.uninstall(conn)
+        assert pghist.installed(conn) is not None
+        pghist.untrack(conn, "public.t")
+        message = pghist.uninstall(conn)
         assert message.startswith("dropped extension pghistory")
-        assert pghistory.installed(conn) is None
+        assert pghist.installed(conn) is None
         assert conn.execute("SELECT to_regnamespace('pghistory')").fetchone() == (None,)
         assert conn.execute("SELECT to_regclass(%s) IS NOT NULL", (event_table,)).fetchone() == (
             True,
         )
         with pytest.raises(errors.NotInstalled):
-            pghistory.uninstall(conn)
-        assert "nothing dropped" in pghistory.uninstall(conn, missing_ok=True)
+            pghist.uninstall(conn)
+        assert "nothing dropped" in pghist.uninstall(conn, missing_ok=True)
 
 
 # --- upgrades ----------------------------------------------------------------------------
@@ -225,19 +225,19 @@ def test_script_upgrade(
         monkeypatch.setattr(
             installer, "extension_files", lambda: fake_release(tmp_path / "old", OLD)
         )
-        assert pghistory.install(conn, method="script").version == OLD
-        assert pghistory.version(conn) == OLD
+        assert pghist.install(conn, method="script").version == OLD
+        assert pghist.version(conn) == OLD
         works(conn)
         monkeypatch.setattr(
             installer, "extension_files", lambda: fake_release(tmp_path / "new", VERSION)
         )
-        result = pghistory.install(conn)
+        result = pghist.install(conn)
         assert (result.method, result.action, result.previous_version) == ("script", "updated", OLD)
         assert result.message == (
             f"updated pghistory from {OLD} to {VERSION} with the script method (schema pghistory)"
         )
-        assert pghistory.version(conn) == VERSION
-        assert len(pghistory.events(conn, "public.works")) == 2  # history kept
+        assert pghist.version(conn) == VERSION
+        assert len(pghist.events(conn, "public.works")) == 2  # history kept
 
 
 def test_no_upgrade_path(
@@ -247,16 +247,16 @@ def test_no_upgrade_path(
         monkeypatch.setattr(
             installer, "extension_files", lambda: fake_release(tmp_path / "old", OLD)
         )
-        pghistory.install(conn, method="script")
+        pghist.install(conn, method="script")
         bare = tmp_path / "bare"
         bare.mkdir()
         shutil.copy(FILES.control, bare)
         shutil.copy(FILES.install_script(), bare)
         monkeypatch.setattr(installer, "extension_files", lambda: ExtensionFiles(bare))
         with pytest.raises(errors.InstallError) as info:
-            pghistory.install(conn)
+            pghist.install(conn)
         assert "no upgrade path" in info.value.message
-        assert pghistory.version(conn) == OLD
+        assert pghist.version(conn) == OLD
 
 
 @pytest.fixture
@@ -282,16 +282,16 @@ def test_extension_upgrade(
         monkeypatch.setattr(
             installer, "extension_files", lambda: fake_release(tmp_path / "old", OLD)
         )
-        first = pghistory.install(conn, method="files")
+        first = pghist.install(conn, method="files")
         assert (first.method, first.version) == ("files", OLD)
-        assert pghistory.installed(conn) == installer.Installed("extension", OLD)
+        assert pghist.installed(conn) == installer.Installed("extension", OLD)
         works(conn)
         monkeypatch.setattr(
             installer, "extension_files", lambda: fake_release(tmp_path / "new", VERSION)
         )
-        result = pghistory.install(conn)
+        result = pghist.install(conn)
         assert (result.action, result.previous_version, result.version) == ("updated", OLD, VERSION)
         assert result.message.startswith(f"updated pghistory from {OLD} to {VERSION}")
-        assert pghistory.installed(conn) == installer.Installed("extension", VERSION)
-        assert pghistory.version(conn) == VERSION
-        assert len(pghistory.events(conn, "public.works")) == 2
+        assert pghist.installed(conn) == installer.Installed("extension", VERSION)
+        assert pghist.version(conn) == VERSION
+        assert len(pghist.events(conn, "public.works")) == 2

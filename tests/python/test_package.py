@@ -46,16 +46,16 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_wheel_contents(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     version = default_version()
-    assert "pghistory/extension/pghistory.control" in names
-    assert f"pghistory/extension/pghistory--{version}.sql" in names
-    assert "pghistory/py.typed" in names
-    assert "pghistory/cli.py" in names
+    assert "pghist/extension/pghistory.control" in names
+    assert f"pghist/extension/pghistory--{version}.sql" in names
+    assert "pghist/py.typed" in names
+    assert "pghist/cli.py" in names
     # every extension file, byte for byte from extension/
     with zipfile.ZipFile(wheel) as archive:
         for path in [EXTENSION / "pghistory.control", *EXTENSION.glob("pghistory--*.sql")]:
-            assert archive.read(f"pghistory/extension/{path.name}") == path.read_bytes()
+            assert archive.read(f"pghist/extension/{path.name}") == path.read_bytes()
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-        assert "pghistory = pghistory.cli:main" in archive.read(entry_points).decode()
+        assert "pghistory = pghist.cli:main" in archive.read(entry_points).decode()
         metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
         requires = [
             line
@@ -85,9 +85,9 @@ def test_installed_wheel_finds_its_files(wheel: Path, tmp_path: Path) -> None:
         timeout=300,
     )
     probe = (
-        "import pathlib, pghistory, pghistory._files as f\n"
+        "import pathlib, pghist, pghist._files as f\n"
         "files = f.extension_files()\n"
-        "print(pathlib.Path(pghistory.__file__).resolve())\n"
+        "print(pathlib.Path(pghist.__file__).resolve())\n"
         "print(files.directory.resolve())\n"
         "print(files.control.is_file())\n"
         "print(files.default_version)\n"
@@ -103,14 +103,14 @@ def test_installed_wheel_finds_its_files(wheel: Path, tmp_path: Path) -> None:
     )
     module, directory, control, version, script = result.stdout.splitlines()
     assert Path(module).is_relative_to(target.resolve())
-    assert Path(directory) == (target / "pghistory" / "extension").resolve()
+    assert Path(directory) == (target / "pghist" / "extension").resolve()
     assert control == "True"
     assert version == default_version()
     assert script == "True"
 
 
 def test_source_checkout_uses_the_repository() -> None:
-    import pghistory._files as files
+    import pghist._files as files
 
     found = files.extension_files()
     if (Path(files.__file__).parent / "extension").is_dir():

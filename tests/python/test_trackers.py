@@ -8,35 +8,35 @@ from __future__ import annotations
 
 import pytest
 
-import pghistory
-from pghistory.core import track_sql
+import pghist
+from pghist.core import track_sql
 
 
-def render(tracker: pghistory.Tracker) -> tuple[str, tuple[object, ...]]:
+def render(tracker: pghist.Tracker) -> tuple[str, tuple[object, ...]]:
     fragment = tracker.as_sql()
     return fragment.render(), fragment.params
 
 
 def test_defaults_pass_no_arguments() -> None:
-    assert render(pghistory.InsertEvent()) == ('"pghistory"."insert_event"()', ())
-    assert render(pghistory.UpdateEvent()) == ('"pghistory"."update_event"()', ())
-    assert render(pghistory.DeleteEvent()) == ('"pghistory"."delete_event"()', ())
+    assert render(pghist.InsertEvent()) == ('"pghistory"."insert_event"()', ())
+    assert render(pghist.UpdateEvent()) == ('"pghistory"."update_event"()', ())
+    assert render(pghist.DeleteEvent()) == ('"pghistory"."delete_event"()', ())
 
 
 def test_labels_and_options() -> None:
-    assert render(pghistory.InsertEvent("created")) == (
+    assert render(pghist.InsertEvent("created")) == (
         '"pghistory"."insert_event"("label" => %s::text)',
         ("created",),
     )
-    assert render(pghistory.UpdateEvent("email_changed", row=pghistory.Old)) == (
+    assert render(pghist.UpdateEvent("email_changed", row=pghist.Old)) == (
         '"pghistory"."update_event"("label" => %s::text, "snapshot" => %s::text)',
         ("email_changed", "old"),
     )
-    assert render(pghistory.UpdateEvent(snapshot="NEW")) == (
+    assert render(pghist.UpdateEvent(snapshot="NEW")) == (
         '"pghistory"."update_event"("snapshot" => %s::text)',
         ("new",),
     )
-    assert render(pghistory.ManualEvent("snap")) == (
+    assert render(pghist.ManualEvent("snap")) == (
         '"pghistory"."manual_event"("label" => %s::text)',
         ("snap",),
     )
@@ -44,16 +44,16 @@ def test_labels_and_options() -> None:
 
 def test_conditions_are_nested_expressions() -> None:
     sql, params = render(
-        pghistory.UpdateEvent(
-            "money_down", condition=pghistory.Q(old__dollars__gt=pghistory.F("new__dollars"))
+        pghist.UpdateEvent(
+            "money_down", condition=pghist.Q(old__dollars__gt=pghist.F("new__dollars"))
         )
     )
     assert sql == '"pghistory"."update_event"("label" => %s::text, "condition" => %s::text)'
     assert params == ("money_down", 'OLD."dollars" > NEW."dollars"')
-    sql, params = render(pghistory.DeleteEvent(condition="OLD.keep IS NOT TRUE"))
+    sql, params = render(pghist.DeleteEvent(condition="OLD.keep IS NOT TRUE"))
     assert sql == '"pghistory"."delete_event"("condition" => %s::text)'
     assert params == ("OLD.keep IS NOT TRUE",)
-    sql, params = render(pghistory.AfterUpdate("moved", condition=pghistory.AnyChange("x")))
+    sql, params = render(pghist.AfterUpdate("moved", condition=pghist.AnyChange("x")))
     assert sql == (
         '"pghistory"."after_update"("label" => %s::text, "condition" => '
         '"pghistory"."any_change"("fields" => %s::text[]))'
@@ -62,7 +62,7 @@ def test_conditions_are_nested_expressions() -> None:
 
 
 def test_row_event() -> None:
-    assert render(pghistory.RowEvent("x", "UPDATE", row=pghistory.Old, timing="before")) == (
+    assert render(pghist.RowEvent("x", "UPDATE", row=pghist.Old, timing="before")) == (
         '"pghistory"."row_event"("label" => %s::text, "operation" => %s::text, '
         '"snapshot" => %s::text, "timing" => %s::text)',
         ("x", "update", "old", "before"),
@@ -72,15 +72,15 @@ def test_row_event() -> None:
 @pytest.mark.parametrize(
     ("cls", "function"),
     [
-        (pghistory.AfterInsert, "after_insert"),
-        (pghistory.AfterUpdate, "after_update"),
-        (pghistory.AfterDelete, "after_delete"),
-        (pghistory.BeforeUpdate, "before_update"),
-        (pghistory.BeforeDelete, "before_delete"),
-        (pghistory.AfterInsertOrUpdate, "after_insert_or_update"),
+        (pghist.AfterInsert, "after_insert"),
+        (pghist.AfterUpdate, "after_update"),
+        (pghist.AfterDelete, "after_delete"),
+        (pghist.BeforeUpdate, "before_update"),
+        (pghist.BeforeDelete, "before_delete"),
+        (pghist.AfterInsertOrUpdate, "after_insert_or_update"),
     ],
 )
-def test_labelled_trackers(cls: type[pghistory.Tracker], function: str) -> None:
+def test_labelled_trackers(cls: type[pghist.Tracker], function: str) -> None:
     assert render(cls("lbl")) == (f'"pghistory"."{function}"("label" => %s::text)', ("lbl",))
     with pytest.raises(TypeError):
         cls()
@@ -88,18 +88,18 @@ def test_labelled_trackers(cls: type[pghistory.Tracker], function: str) -> None:
 
 def test_bad_tracker_arguments() -> None:
     with pytest.raises(TypeError):
-        pghistory.ManualEvent(None)  # type: ignore[arg-type]
+        pghist.ManualEvent(None)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        pghistory.UpdateEvent(row="old", snapshot="new")
+        pghist.UpdateEvent(row="old", snapshot="new")
     with pytest.raises(TypeError):
-        pghistory.InsertEvent(condition=42)  # type: ignore[arg-type]
+        pghist.InsertEvent(condition=42)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        pghistory.InsertEvent(7)  # type: ignore[arg-type]
+        pghist.InsertEvent(7)  # type: ignore[arg-type]
 
 
 def test_old_and_new() -> None:
-    assert pghistory.Old == "old"
-    assert pghistory.New == "new"
+    assert pghist.Old == "old"
+    assert pghist.New == "new"
 
 
 def test_track_statement_defaults() -> None:
@@ -111,8 +111,8 @@ def test_track_statement_defaults() -> None:
 def test_track_statement_with_everything() -> None:
     fragment = track_sql(
         "public.user_groups",
-        pghistory.AfterInsert("group.add"),
-        pghistory.BeforeDelete("group.remove"),
+        pghist.AfterInsert("group.add"),
+        pghist.BeforeDelete("group.remove"),
         fields=["a", "b"],
         exclude=None,
         model_name="s.hist",
@@ -159,7 +159,7 @@ def test_track_rejects_bad_arguments() -> None:
 
 def test_hostile_names_stay_parameters() -> None:
     name = "public.t'); DROP TABLE x; --"
-    fragment = track_sql(name, pghistory.InsertEvent("l'); --"), model_name='a"b')
+    fragment = track_sql(name, pghist.InsertEvent("l'); --"), model_name='a"b')
     assert name not in fragment.render()
     assert "DROP" not in fragment.render()
     assert fragment.params[0] == name

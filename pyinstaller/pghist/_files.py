@@ -1,6 +1,6 @@
 """Where the extension's .control and .sql files are.
 
-An installed wheel carries them as the package resource ``pghistory/extension``;
+An installed wheel carries them as the package resource ``pghist/extension``;
 an editable install or a source checkout uses the repository's ``extension/``.
 """
 
@@ -72,7 +72,7 @@ class ExtensionFiles:
 
 def _packaged() -> Path | None:
     try:
-        root = resources.files("pghistory") / "extension"
+        root = resources.files("pghist") / "extension"
     except (ModuleNotFoundError, TypeError):  # pragma: no cover - odd loaders
         return None
     path = Path(str(root))
@@ -80,7 +80,7 @@ def _packaged() -> Path | None:
 
 
 def _checkout() -> Path | None:
-    # pyinstaller/pghistory/_files.py -> <repository>/extension
+    # pyinstaller/pghist/_files.py -> <repository>/extension
     path = Path(__file__).resolve().parent.parent.parent / "extension"
     return path if (path / _CONTROL).is_file() else None
 

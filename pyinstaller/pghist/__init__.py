@@ -4,14 +4,14 @@ This package installs the pghistory extension and wraps its SQL functions in
 django-pghistory's vocabulary. Every call becomes one SQL statement; the tracking
 itself runs in PostgreSQL (triggers), so every writer is recorded.
 
-    import psycopg, pghistory
+    import psycopg, pghist
     conn = psycopg.connect(dsn, autocommit=True)
-    pghistory.install(conn)
-    pghistory.track(conn, "public.orders")
-    with pghistory.context(conn, user=42):
+    pghist.install(conn)
+    pghist.track(conn, "public.orders")
+    with pghist.context(conn, user=42):
         conn.execute("UPDATE orders SET total = 10 WHERE id = 1")
-    pghistory.events(conn, "public.orders", obj=1)
-    pghistory.as_of(conn, "public.orders", "2026-01-01 12:00")
+    pghist.events(conn, "public.orders", obj=1)
+    pghist.as_of(conn, "public.orders", "2026-01-01 12:00")
 """
 
 from __future__ import annotations

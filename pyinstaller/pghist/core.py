@@ -302,7 +302,7 @@ def as_of(conn: Connection, table: str, at: datetime.datetime | str) -> list[dic
     timestamp PostgreSQL reads (``"2026-01-01 12:00+02"``). The table needs a
     history of inserts, updates (new rows) and deletes of every column; rows older
     than the tracking are there once :func:`backfill` recorded them. Otherwise
-    :class:`~pghistory.errors.ObjectNotInPrerequisiteState` says what is missing.
+    :class:`~pghist.errors.ObjectNotInPrerequisiteState` says what is missing.
     """
     return as_of_table(conn, table, at)[1]
 

@@ -1,5 +1,0 @@
-"""``python -m pghistory``: the ``pghistory`` command."""
-
-from .cli import main
-
-raise SystemExit(main())
