@@ -17,6 +17,9 @@ extension files installed, then:
   pytest   pytest tests/python, told which server to use through PGHISTORY_TEST_DSN,
            PGHISTORY_TEST_PG_VERSION and PGHISTORY_TEST_PG_BINDIR (see tests/conftest.py)
 
+Before any version: `make check-generated` fails the run when a committed generated script
+(extension/pghistory--<default>.sql, its upgrade script) is stale against extension/src.
+
 The exit status is non-zero when any step of any version failed.
 """
 
@@ -149,6 +152,19 @@ def step_pytest(server: pgserver.PgServer, pytest_args: list[str]) -> tuple[str,
     return PASS, ""
 
 
+def check_generated() -> tuple[str, str]:
+    """Whether the committed scripts are what `make build` makes of extension/src."""
+    make = shutil.which("make")
+    if make is None:
+        return SKIP, "make not installed"
+    cmd = [make, "-s", "-C", str(REPO_ROOT), "check-generated", f"PYTHON={sys.executable}"]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        say(result.stdout + result.stderr)
+        return FAIL, "stale generated SQL: run make build"
+    return PASS, "extension scripts match extension/src"
+
+
 # --------------------------------------------------------------------------------------
 
 
@@ -234,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     steps = [s for s in STEPS if s in steps]
 
     started = time.monotonic()
+    say("-------- generated SQL --------")
+    generated = check_generated()
+    say(f"{generated[0]}: {generated[1]}")
     results: dict[int, list[tuple[str, str, str, float]]] = {}
     for version in versions:
         results[version] = run_version(version, steps, pytest_args)
@@ -245,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     if setup_failed:  # set by tests/run when installing something failed
         failed = True
         say(f"setup                {FAIL:<8}          {setup_failed}")
+    failed = failed or generated[0] == FAIL
+    say(f"generated            {generated[0]:<8}          {generated[1]}")
     for version, rows in results.items():
         for step, status, note, seconds in rows:
             failed = failed or status == FAIL

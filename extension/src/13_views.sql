@@ -1,0 +1,115 @@
+--------------------------------------------------------------------------------------------------
+-- Views
+--------------------------------------------------------------------------------------------------
+
+CREATE VIEW @extschema@.tracking AS
+    SELECT e.target,
+           e.event_table,
+           coalesce((SELECT jsonb_agg(jsonb_build_object('label', t.label, 'operation', t.operation,
+                                                         'snapshot', t.snapshot, 'timing', t.timing,
+                                                         'condition', t.trigger_when, 'level', t.level)
+                                      ORDER BY t.label)
+                     FROM @extschema@._tracker t WHERE t.event_table = e.event_table), '[]') AS trackers,
+           e.columns AS fields,
+           e.obj_field,
+           e.context_mode,
+           e.context_field,
+           e.append_only,
+           e.level,
+           e.partition_by,
+           e.trigger_function IS NOT NULL AS active,
+           e.created_at
+    FROM @extschema@._event_table e;
+COMMENT ON VIEW @extschema@.tracking IS
+    'pghistory: one row per event table: the tracked table, its trackers (label, operation, snapshot, timing, condition), tracked fields and options';
+
+
+CREATE VIEW @extschema@.events AS
+    SELECT NULL::text AS pgh_slug, NULL::regclass AS pgh_model, NULL::bigint AS pgh_id,
+           NULL::timestamptz AS pgh_created_at, NULL::text AS pgh_label, NULL::regclass AS pgh_obj_model,
+           NULL::text AS pgh_obj_id, NULL::jsonb AS pgh_data, NULL::jsonb AS pgh_diff,
+           NULL::uuid AS pgh_context_id, NULL::jsonb AS pgh_context
+    WHERE false;
+COMMENT ON VIEW @extschema@.events IS
+    'pghistory: every event of every event table you may read, with its data, its diff against the previous event of the same object, and its context';
+
+
+CREATE FUNCTION @extschema@._refresh_events_view(p_empty boolean DEFAULT false)
+    RETURNS void
+    LANGUAGE plpgsql
+    VOLATILE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Rebuild pghistory.events as a UNION ALL over the registered event tables. It runs as the extension
+-- owner (who owns the view); each branch shows rows only to those who may SELECT that event table,
+-- a check PostgreSQL makes once per branch, and a filter on pgh_obj_model prunes whole branches.
+-- Tables appear as oid constants (a regclass literal would be a dependency): the view depends on no
+-- table but its event tables (through FROM);
+-- p_empty drops even those, for the moment a DROP runs (see the event triggers).
+DECLARE
+    v_branches text;
+BEGIN
+    -- One rebuild at a time, reading the registry after the previous one committed.
+    PERFORM pg_advisory_xact_lock(hashtext('pghistory.events'));
+    -- pgh_diff compares each event with the previous one of its object (lag() over the object's
+    -- events); a filter on pgh_obj_id reaches the event table because it is the window's partition.
+    SELECT string_agg(format($branch$
+    SELECT %1$L || ':' || x.pgh_id AS pgh_slug, %2$s::oid::regclass AS pgh_model, x.pgh_id, x.pgh_created_at,
+           x.pgh_label, %3$s::oid::regclass AS pgh_obj_model, x.pgh_obj_id, x.data AS pgh_data,
+           CASE WHEN x.previous IS NOT NULL THEN
+               (SELECT coalesce(jsonb_object_agg(n.key, jsonb_build_array(o.value, n.value)), '{}')
+                FROM jsonb_each(x.data) AS n JOIN jsonb_each(x.previous) AS o ON o.key = n.key
+                WHERE n.value IS DISTINCT FROM o.value) END AS pgh_diff,
+           x.pgh_context_id, %4$s AS pgh_context
+    FROM (SELECT e.pgh_id, e.pgh_created_at, e.pgh_label, %5$s AS pgh_obj_id, %6$s AS pgh_context_id,
+                 %7$s AS pgh_context_json, d.data,
+                 %8$s AS previous
+          FROM %1$s AS e
+          CROSS JOIN LATERAL (SELECT to_jsonb(e) - %9$L::text[] AS data) AS d
+          WHERE has_table_privilege(%2$s::oid, 'SELECT')) AS x
+    %10$s$branch$,
+            ev.event_table::text, ev.event_table::oid, ev.target::oid,
+            CASE ev.context_mode WHEN 'id' THEN 'c.metadata' WHEN 'json' THEN 'x.pgh_context_json' ELSE 'NULL::jsonb' END,
+            CASE WHEN ev.obj_field IS NULL THEN 'NULL::text' ELSE format('e.%I::text', ev.obj_field) END,
+            CASE WHEN ev.context_mode = 'id' THEN format('e.%I', ev.context_field) ELSE 'NULL::uuid' END,
+            CASE WHEN ev.context_mode = 'json' THEN format('e.%I', ev.context_field) ELSE 'NULL::jsonb' END,
+            CASE WHEN ev.obj_field IS NULL THEN 'NULL::jsonb'
+                 ELSE format('lag(d.data) OVER (PARTITION BY e.%I::text ORDER BY e.pgh_id)', ev.obj_field) END,
+            ARRAY['pgh_id', 'pgh_created_at', 'pgh_label']
+                || array_remove(ARRAY[ev.obj_field, ev.context_field]::text[], NULL),
+            CASE WHEN ev.context_mode = 'id'
+                 THEN 'LEFT JOIN @extschema@.context AS c ON c.id = x.pgh_context_id' ELSE '' END),
+        E'\n    UNION ALL' ORDER BY ev.event_table::text)
+    INTO v_branches
+    FROM @extschema@._event_table ev
+    WHERE has_table_privilege(ev.event_table, 'SELECT')   -- the view owner must be able to read it
+      AND NOT p_empty;
+    EXECUTE 'CREATE OR REPLACE VIEW @extschema@.events AS'
+            || coalesce(v_branches, $empty$
+    SELECT NULL::text AS pgh_slug, NULL::regclass AS pgh_model, NULL::bigint AS pgh_id,
+           NULL::timestamptz AS pgh_created_at, NULL::text AS pgh_label, NULL::regclass AS pgh_obj_model,
+           NULL::text AS pgh_obj_id, NULL::jsonb AS pgh_data, NULL::jsonb AS pgh_diff,
+           NULL::uuid AS pgh_context_id, NULL::jsonb AS pgh_context
+    WHERE false$empty$);
+END
+$function$;
+
+
+CREATE FUNCTION @extschema@._registry_trigger()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    VOLATILE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- pghistory.events follows the registry: every statement that changes _event_table rebuilds it, as
+-- the extension owner. A trigger, so the owner's function need not be executable by everyone.
+BEGIN
+    PERFORM @extschema@._refresh_events_view();
+    RETURN NULL;
+END
+$function$;
+
+CREATE TRIGGER pghistory_events_view AFTER INSERT OR UPDATE OR DELETE ON @extschema@._event_table
+    FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._registry_trigger();

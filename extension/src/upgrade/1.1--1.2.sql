@@ -1,0 +1,11 @@
+--
+-- pghistory 1.1 -> 1.2
+--
+-- * The SQL is built from extension/src/ (one file per concern) and this script's functions are
+--   derived from the difference between the frozen 1.1 script and the 1.2 build.
+--
+-- Tracked tables keep their 1.1 trigger functions, which go on recording as 1.1 did, until
+-- pghistory.sync() (run by their owner) generates them again; verify() lists those still to do.
+-- This script cannot do it: what an extension script creates becomes part of the extension.
+
+-- @@FUNCTIONS@@
