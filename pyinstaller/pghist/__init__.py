@@ -17,6 +17,7 @@ itself runs in PostgreSQL (triggers), so every writer is recorded.
 from __future__ import annotations
 
 from . import errors
+from ._version import __version__  # follows extension/pghistory.control
 from .conditions import (
     AllChange,
     AllDontChange,
@@ -61,8 +62,6 @@ from .trackers import (
     TruncateEvent,
     UpdateEvent,
 )
-
-__version__ = "1.1.0"
 
 __all__ = [
     "AfterDelete",

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
+from ._version import CONTROL, extension_dir, parse_default_version
 from .errors import InstallError
 
 __all__ = ["ExtensionFiles", "extension_files"]
-
-_CONTROL = "pghistory.control"
 
 
 @dataclass(frozen=True)
@@ -24,15 +22,14 @@ class ExtensionFiles:
 
     @property
     def control(self) -> Path:
-        return self.directory / _CONTROL
+        return self.directory / CONTROL
 
     @property
     def default_version(self) -> str:
-        text = self.control.read_text(encoding="utf-8")
-        match = re.search(r"^\s*default_version\s*=\s*'([^']*)'", text, re.MULTILINE)
-        if match is None:
-            raise InstallError(f"pghistory: no default_version in {self.control}")
-        return match.group(1)
+        try:
+            return parse_default_version(self.control.read_text(encoding="utf-8"), self.control)
+        except ValueError as exc:
+            raise InstallError(str(exc)) from None
 
     def install_script(self, version: str | None = None) -> Path:
         """The full install script ``pghistory--<version>.sql``."""
@@ -70,24 +67,9 @@ class ExtensionFiles:
         )
 
 
-def _packaged() -> Path | None:
-    try:
-        root = resources.files("pghist") / "extension"
-    except (ModuleNotFoundError, TypeError):  # pragma: no cover - odd loaders
-        return None
-    path = Path(str(root))
-    return path if (path / _CONTROL).is_file() else None
-
-
-def _checkout() -> Path | None:
-    # pyinstaller/pghist/_files.py -> <repository>/extension
-    path = Path(__file__).resolve().parent.parent.parent / "extension"
-    return path if (path / _CONTROL).is_file() else None
-
-
 def extension_files() -> ExtensionFiles:
     """The extension files this package installs."""
-    directory = _packaged() or _checkout()
+    directory = extension_dir()
     if directory is None:
         raise InstallError(
             "pghistory: the extension files are missing from the package",
