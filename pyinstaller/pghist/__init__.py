@@ -17,6 +17,7 @@ itself runs in PostgreSQL (triggers), so every writer is recorded.
 from __future__ import annotations
 
 from . import errors
+from ._context import current_context
 from ._version import __version__  # follows extension/pghistory.control
 from .conditions import (
     AllChange,
@@ -29,6 +30,7 @@ from .conditions import (
     Q,
 )
 from .core import (
+    apply_context,
     as_of,
     backfill,
     context,
@@ -90,10 +92,12 @@ __all__ = [
     "TruncateEvent",
     "UpdateEvent",
     "__version__",
+    "apply_context",
     "as_of",
     "backfill",
     "context",
     "create_event",
+    "current_context",
     "errors",
     "events",
     "install",

@@ -4,29 +4,33 @@ from __future__ import annotations
 
 import datetime
 import enum
-import json
+import functools
+import inspect
 import uuid
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, ContextDecorator
-from decimal import Decimal
+from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from . import _context
+from ._context import current_context, dumps, encode_metadata, json_default
 from ._sql import Fragment, call, join, param
 from .errors import translate
 from .trackers import Tracker
 
 __all__ = [
+    "apply_context",
     "as_of",
     "backfill",
     "context",
     "create_event",
     "events",
+    "json_default",
     "prune",
     "revert",
     "status",
@@ -38,6 +42,7 @@ __all__ = [
 ]
 
 Connection = psycopg.Connection[Any]
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class _Unset(enum.Enum):
@@ -380,48 +385,99 @@ def backfill(
         conn.remove_notice_handler(handler)
 
 
-def json_default(value: object) -> object:
-    """JSON for the values metadata and events commonly hold (dates, UUIDs, decimals)."""
-    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID | Decimal | datetime.timedelta):
-        return str(value)
-    if isinstance(value, bytes | memoryview):
-        return bytes(value).hex()
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+class context:  # named like django-pghistory's
+    """Attach metadata to the events written in the block (or decorated function).
 
+    ``with pghist.context(user=42, url="/orders"):`` (no connection) opens an ambient
+    scope, held in contextvars so each thread and asyncio task sees its own; nested
+    scopes merge. It sends nothing: every transaction that an instrumented connection
+    (:func:`pghist.sqlalchemy.instrument`, the middlewares, :func:`apply_context`) runs
+    inside it carries the merged metadata. ``async with`` works the same.
 
-def _dumps(value: object) -> str:
-    return json.dumps(value, default=json_default)
+    ``with pghist.context(conn, user=42) as context_id:`` runs the block in a
+    transaction of ``conn`` (a savepoint when one is already open), where
+    ``pghistory.set_context`` sets the metadata at once. Nested blocks merge their
+    metadata into the same context; it ends with the outermost transaction.
 
-
-class context(ContextDecorator):  # named like django-pghistory's
-    """Attach metadata to every event written in the block (or decorated function).
-
-    ``with pghistory.context(conn, user=42, url="/orders") as context_id: ...``
-
-    The block runs in a transaction of ``conn`` (a savepoint when one is already
-    open), where ``pghistory.set_context`` sets the metadata. Nested blocks merge
-    their metadata into the same context; it ends with the outermost transaction.
+    Values must be JSON serializable (dates, UUIDs and decimals become strings):
+    otherwise a TypeError naming the key, raised here, before anything is sent.
     """
 
-    def __init__(self, conn: Connection, **metadata: Any) -> None:
+    def __init__(self, conn: Connection | None = None, /, **metadata: Any) -> None:
+        if conn is not None and not isinstance(conn, psycopg.Connection):
+            raise TypeError(
+                "pghist.context() takes a psycopg connection or nothing as its first"
+                f" argument, then the metadata as keywords; got {conn!r}"
+            )
         self.conn = conn
         self.metadata = metadata
+        self._encoded = encode_metadata(metadata)
+        self._tokens: list[Any] = []
         self._transactions: list[AbstractContextManager[psycopg.Transaction]] = []
 
-    def __enter__(self) -> uuid.UUID:
-        transaction = self.conn.transaction()
+    def _copy(self) -> context:
+        return context(self.conn, **self.metadata)
+
+    def __call__(self, func: _F) -> _F:
+        """As a decorator: each call runs in a scope (or transaction) of its own."""
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                async with self._copy():
+                    return await func(*args, **kwargs)
+
+            return cast(_F, run_async)
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with self._copy():
+                return func(*args, **kwargs)
+
+        return cast(_F, run)
+
+    def __enter__(self) -> Any:
+        if self.conn is None:
+            self._tokens.append(_context.enter(self.metadata, self._encoded))
+            return current_context()
+        return self._enter_transaction(self.conn)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if self.conn is None:
+            _context.leave(self._tokens.pop())
+            return False
+        transaction = self._transactions.pop()
+        with translate():
+            return bool(transaction.__exit__(exc_type, exc, traceback))
+
+    async def __aenter__(self) -> Any:
+        if self.conn is None:
+            return self.__enter__()
+        raise TypeError("pghist.context(conn, ...) with a sync connection takes `with`")
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        return self.__exit__(exc_type, exc, traceback)
+
+    def _enter_transaction(self, conn: Connection) -> uuid.UUID:
+        transaction = conn.transaction()
         with translate():
             transaction.__enter__()
         self._transactions.append(transaction)
         try:
-            with translate(), self.conn.cursor() as cur:
+            with translate(), conn.cursor() as cur:
                 cur.execute(
                     "SELECT pghistory.set_context(%s::jsonb)",
-                    (Jsonb(self.metadata, dumps=_dumps),),
+                    (Jsonb(self.metadata, dumps=dumps),),
                 )
                 row = cur.fetchone()
         except BaseException as exc:
@@ -432,12 +488,28 @@ class context(ContextDecorator):  # named like django-pghistory's
         value = row[0]
         return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool:
-        transaction = self._transactions.pop()
+
+def apply_context(target: Any) -> uuid.UUID | None:
+    """Put the current ``pghist.context(...)`` scope on the transaction of ``target``.
+
+    ``target`` is a DB-API connection or cursor (psycopg 3, psycopg2, ...) whose
+    transaction is open or about to open (not in autocommit mode). Sends one statement
+    that sets the transaction-local settings the extension reads, with a new context id,
+    and returns that id; with no active scope sends nothing and returns None. Writes
+    nothing by itself: the context row is recorded with the first event, so it works in
+    read-only transactions and on a standby. Call it once per transaction, at its start.
+    """
+    scope = _context.current_scope()
+    if scope is None:
+        return None
+    cursor = target.cursor() if hasattr(target, "cursor") else target
+    connection = getattr(cursor, "connection", target)
+    _context.check_not_autocommit(connection)
+    context_id = uuid.uuid4()
+    try:
         with translate():
-            return bool(transaction.__exit__(exc_type, exc, traceback))
+            cursor.execute(_context.apply_statement("format"), (str(context_id), scope.json))
+    finally:
+        if cursor is not target:
+            cursor.close()
+    return context_id

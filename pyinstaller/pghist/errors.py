@@ -14,6 +14,7 @@ import psycopg
 
 __all__ = [
     "ConnectionFailed",
+    "ContextError",
     "DependentObjectsStillExist",
     "DuplicateObject",
     "InstallError",
@@ -78,6 +79,10 @@ class InstallError(PghistoryError):
 
 class ConnectionFailed(PghistoryError):
     """The server could not be reached, or the connection broke."""
+
+
+class ContextError(PghistoryError):
+    """A ``pghist.context`` could not be put on a transaction (the write does not happen)."""
 
 
 class InvalidParameter(PghistoryError):

@@ -1,0 +1,152 @@
+"""The ambient context: metadata scopes held in contextvars, applied lazily per transaction.
+
+A scope (``with pghist.context(user=42):``) holds no connection. Integrations (the
+SQLAlchemy instrumentation, middlewares, :func:`apply_context` for plain drivers) read
+the current :class:`Scope` and put it on a transaction with the two transaction-local
+settings the extension honours (API.md section 6): ``pghistory.context_id`` and
+``pghistory.context_metadata``. Setting them writes nothing: the server records the
+context row only when a tracked write produces an event, so a transaction that only
+reads stays read-only (a hot standby accepts it).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import uuid
+from collections.abc import Mapping
+from contextvars import ContextVar
+from decimal import Decimal
+from types import MappingProxyType
+from typing import Any
+
+from . import errors
+
+__all__ = [
+    "APPLY_SQL",
+    "Scope",
+    "apply_statement",
+    "current_context",
+    "current_scope",
+    "dumps",
+    "json_default",
+]
+
+
+def json_default(value: object) -> object:
+    """JSON for the values metadata and events commonly hold (dates, UUIDs, decimals)."""
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | Decimal | datetime.timedelta):
+        return str(value)
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(value: object) -> str:
+    return json.dumps(value, default=json_default, allow_nan=False)
+
+
+def encode_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """Each value as JSON text; a value JSON cannot hold is a TypeError naming its key.
+
+    Checked when a scope is created, so a bad value never reaches the server.
+    """
+    encoded = {}
+    for key, value in metadata.items():
+        try:
+            encoded[key] = dumps(value)
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise TypeError(
+                f"pghist.context: the value of {key!r} is not JSON serializable"
+                f" ({type(value).__name__}: {exc}). Hint: pass str, int, float, bool, None,"
+                " dates, UUIDs, decimals, or lists and dicts of them; convert anything else"
+                f" yourself, e.g. {key}=str(value)"
+            ) from exc
+    return encoded
+
+
+class Scope:
+    """The merged metadata of the innermost scope, and its JSON text (made once)."""
+
+    __slots__ = ("encoded", "json", "metadata")
+
+    def __init__(self, metadata: Mapping[str, Any], encoded: Mapping[str, str]) -> None:
+        self.metadata: Mapping[str, Any] = MappingProxyType(dict(metadata))
+        self.encoded: Mapping[str, str] = MappingProxyType(dict(encoded))
+        self.json = "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in self.encoded.items()) + "}"
+
+    def merged(self, metadata: Mapping[str, Any], encoded: Mapping[str, str]) -> Scope:
+        return Scope({**self.metadata, **metadata}, {**self.encoded, **encoded})
+
+
+_scope: ContextVar[Scope | None] = ContextVar("pghist_context", default=None)
+
+
+def current_scope() -> Scope | None:
+    """The innermost active scope of this thread / asyncio task, or None (cheap)."""
+    return _scope.get()
+
+
+def current_context() -> dict[str, Any]:
+    """The metadata of the active ``pghist.context(...)`` scopes, merged; ``{}`` when none."""
+    scope = _scope.get()
+    return {} if scope is None else dict(scope.metadata)
+
+
+def enter(metadata: Mapping[str, Any], encoded: Mapping[str, str]) -> Any:
+    """Open a scope nested in the current one; returns the token for :func:`leave`."""
+    outer = _scope.get()
+    scope = Scope(metadata, encoded) if outer is None else outer.merged(metadata, encoded)
+    return _scope.set(scope)
+
+
+def leave(token: Any) -> None:
+    _scope.reset(token)
+
+
+# The statement that puts a context on the current transaction (transaction-local settings):
+# the extension's triggers record it, as pghistory.set_context() would, when they write an event.
+APPLY_SQL = (
+    "SELECT pg_catalog.set_config('pghistory.context_id', {0}, true),"
+    " pg_catalog.set_config('pghistory.context_metadata', {1}, true)"
+)
+
+_PLACEHOLDERS = {
+    "format": ("%s", "%s"),
+    "pyformat": ("%s", "%s"),
+    "numeric_dollar": ("$1", "$2"),
+    "qmark": ("?", "?"),
+    "numeric": (":1", ":2"),
+}
+
+
+def apply_statement(paramstyle: str = "format") -> str:
+    """:data:`APPLY_SQL` in a DB-API ``paramstyle``; parameters: (context id, metadata JSON)."""
+    try:
+        return APPLY_SQL.format(*_PLACEHOLDERS[paramstyle])
+    except KeyError:
+        raise ValueError(f"pghist: unsupported DB-API paramstyle {paramstyle!r}") from None
+
+
+def check_not_autocommit(connection: object) -> None:
+    """Refuse a DB-API connection in autocommit mode outside a transaction.
+
+    Transaction-local settings would vanish with the statement that sets them, and the
+    writes that follow would be recorded without their context.
+    """
+    if not getattr(connection, "autocommit", False):
+        return
+    info = getattr(connection, "info", None)  # psycopg 3: autocommit, yet in conn.transaction()
+    status = getattr(info, "transaction_status", None)
+    if status is not None and status != 0:  # 0: pq.TransactionStatus.IDLE
+        return
+    raise errors.ContextError(
+        "pghist: cannot attach the context to a connection in autocommit mode",
+        hint="Every statement commits on its own there, so the context would not reach the"
+        " writes: run them in a transaction (the default; with SQLAlchemy, not"
+        ' isolation_level="AUTOCOMMIT").',
+    )

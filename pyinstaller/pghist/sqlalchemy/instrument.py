@@ -1,0 +1,141 @@
+"""``instrument(engine)``: every transaction begun inside a ``pghist.context`` scope carries it.
+
+Hooks SQLAlchemy's own connection events (no monkey-patching). ``begin`` starts the
+bookkeeping of a transaction; ``before_cursor_execute`` puts the current scope on the
+transaction just before its first statement runs inside a scope (and again, merged, when a
+nested scope adds keys later in the same transaction). So ORM sessions, Core connections,
+bulk ``session.execute(update(...))`` and ``text()`` alike are covered, and a transaction
+that runs no statement in a scope sends nothing.
+
+Applying the context is one statement setting two transaction-local settings (see
+``pghist._context``): nothing is written unless the transaction writes an event, so
+read-only transactions work on a read-only server or a hot standby, and nothing outlives
+the transaction (safe behind PgBouncer in transaction mode).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from .. import _context
+
+__all__ = ["SUPPORTED_DRIVERS", "instrument", "is_instrumented"]
+
+# SQLAlchemy dialect driver names (``postgresql+<driver>://``) whose DB-API adapters we drive.
+SUPPORTED_DRIVERS = ("psycopg", "psycopg_async", "psycopg2", "asyncpg")
+
+_KEY = "pghist_context"  # in Connection.info: the _Transaction state of the current transaction
+
+
+class _Transaction:
+    """What this transaction has been given: its context id, merged metadata, last scope."""
+
+    __slots__ = ("context_id", "encoded", "metadata", "scope", "stale")
+
+    def __init__(self) -> None:
+        self.context_id: str | None = None
+        self.metadata: dict[str, Any] = {}
+        self.encoded: dict[str, str] = {}
+        self.scope: _context.Scope | None = None
+        self.stale = False  # a rolled back savepoint took the settings with it
+
+
+def _begin(conn: Connection) -> None:
+    conn.info[_KEY] = _Transaction()
+
+
+def _end(conn: Connection) -> None:
+    conn.info.pop(_KEY, None)
+
+
+def _rollback_savepoint(conn: Connection, name: str, context: Any) -> None:
+    state = conn.info.get(_KEY)
+    if state is not None and state.context_id is not None:
+        state.stale = True
+
+
+def _before_cursor_execute(  # noqa: PLR0917 (the event's signature)
+    conn: Connection,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
+    scope = _context.current_scope()
+    if scope is None:
+        return
+    state: _Transaction | None = conn.info.get(_KEY)
+    if state is None or (state.scope is scope and not state.stale):
+        return  # not in a transaction SQLAlchemy began (dialect set-up), or already applied
+    # One context per transaction: a nested scope's keys merge into it (as set_context()'s do).
+    encoded = {**state.encoded, **scope.encoded}
+    if state.context_id is not None and encoded == state.encoded and not state.stale:
+        state.scope = scope
+        return
+    metadata = {**state.metadata, **scope.metadata}
+    _context.check_not_autocommit(conn.connection.dbapi_connection)
+    context_id = state.context_id or str(uuid.uuid4())
+    applied = scope if encoded == scope.encoded else _context.Scope(metadata, encoded)
+    apply_cursor = conn.connection.cursor()
+    try:
+        apply_cursor.execute(
+            _context.apply_statement(conn.dialect.paramstyle), (context_id, applied.json)
+        )
+    finally:
+        apply_cursor.close()
+    state.context_id, state.metadata, state.encoded = context_id, metadata, encoded
+    state.scope, state.stale = scope, False
+
+
+_LISTENERS = (
+    ("begin", _begin),
+    ("commit", _end),
+    ("rollback", _end),
+    ("rollback_savepoint", _rollback_savepoint),
+    ("before_cursor_execute", _before_cursor_execute),
+)
+
+
+def _sync_engine(engine: Engine | AsyncEngine) -> Engine:
+    if isinstance(engine, AsyncEngine):
+        return engine.sync_engine
+    if isinstance(engine, Engine):
+        return engine
+    raise TypeError(
+        f"pghist.sqlalchemy.instrument() takes an Engine or an AsyncEngine, not {engine!r}"
+    )
+
+
+def is_instrumented(engine: Engine | AsyncEngine) -> bool:
+    """Whether :func:`instrument` has been called on ``engine``."""
+    return event.contains(_sync_engine(engine), "before_cursor_execute", _before_cursor_execute)
+
+
+def instrument(engine: Engine | AsyncEngine) -> Engine | AsyncEngine:
+    """Make every transaction of ``engine`` begun inside a ``pghist.context`` scope carry it.
+
+    ``engine`` is an ``Engine`` or ``AsyncEngine`` on PostgreSQL with the psycopg (3, sync
+    or async), psycopg2 or asyncpg driver; any other raises ``ValueError`` here. Calling it
+    again is harmless. Returns ``engine``. A context that cannot be applied (the engine
+    runs in ``AUTOCOMMIT`` isolation, or the statement fails) fails the statement that
+    would have been written without it.
+    """
+    sync_engine = _sync_engine(engine)
+    dialect = sync_engine.dialect
+    if dialect.name != "postgresql" or dialect.driver not in SUPPORTED_DRIVERS:
+        raise ValueError(
+            f"pghist.sqlalchemy.instrument(): unsupported database driver"
+            f" {dialect.name}+{dialect.driver} (engine {sync_engine.url.render_as_string()})."
+            " Hint: use PostgreSQL with psycopg (postgresql+psycopg://), psycopg2"
+            " (postgresql+psycopg2://) or asyncpg (postgresql+asyncpg://)"
+        )
+    if not is_instrumented(sync_engine):
+        for name, listener in _LISTENERS:
+            event.listen(sync_engine, name, listener)
+    return engine

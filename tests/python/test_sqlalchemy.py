@@ -1,0 +1,329 @@
+"""pghist.sqlalchemy.instrument(engine) (API.md section 12), with real engines on a real server.
+
+Every transaction begun inside a ``pghist.context`` scope carries it: ORM sessions, Core
+connections, bulk ``session.execute(update(...))`` and raw ``text()`` alike.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from sqlalchemy import orm
+
+import pghist
+import pghist.sqlalchemy
+from pghist import errors
+
+SCHEMA = "sa_ctx"
+
+
+class Base(orm.DeclarativeBase):
+    pass
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = {"schema": SCHEMA}  # noqa: RUF012
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True, autoincrement=False)
+    total: orm.Mapped[int]
+
+
+def url(dsn: str, driver: str) -> sa.URL:
+    params = conninfo_to_dict(dsn)
+    return sa.URL.create(
+        f"postgresql+{driver}",
+        username=str(params["user"]),
+        host=str(params["host"]),
+        port=int(str(params["port"])),
+        database=str(params["dbname"]),
+    )
+
+
+@pytest.fixture
+def orders(conn: psycopg.Connection[Any]) -> Iterator[str]:
+    """A fresh tracked table sa_ctx.orders for each test."""
+    conn.execute(
+        sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA))
+    )
+    conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCHEMA)))
+    conn.execute(
+        f"CREATE TABLE {SCHEMA}.orders (id int PRIMARY KEY, total int NOT NULL)"
+    )
+    pghist.track(conn, f"{SCHEMA}.orders")
+    yield f"{SCHEMA}.orders"
+    pghist.untrack(conn, f"{SCHEMA}.orders", drop_events=True)
+    conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(SCHEMA)))
+
+
+@pytest.fixture
+def engine(db_dsn: str) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(url(db_dsn, "psycopg"))
+    pghist.sqlalchemy.instrument(engine)
+    yield engine
+    engine.dispose()
+
+
+def contexts_of(
+    conn: psycopg.Connection[Any], table: str
+) -> list[dict[str, Any] | None]:
+    return [event["pgh_context"] for event in pghist.events(conn, table)]
+
+
+def count_contexts(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT count(*) FROM pghistory.context").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_orm_session(
+    engine: sa.Engine, conn: psycopg.Connection[Any], orders: str
+) -> None:
+    with orm.Session(engine) as session:
+        session.add(Order(id=1, total=10))
+        with pghist.context(user=42, reason="import"):
+            session.commit()  # the flush, hence the transaction, happens in the scope
+        order = session.get(Order, 1)
+        assert order is not None
+        order.total = 11
+        session.commit()  # outside any scope: no context
+    assert contexts_of(conn, orders) == [{"user": 42, "reason": "import"}, None]
+
+
+def test_core_connection_and_text(
+    engine: sa.Engine, conn: psycopg.Connection[Any], orders: str
+) -> None:
+    table = Order.__table__
+    with pghist.context(user="core"):
+        with engine.begin() as c:
+            c.execute(sa.insert(table).values(id=1, total=1))
+            c.execute(sa.text(f"UPDATE {SCHEMA}.orders SET total = 2 WHERE id = 1"))
+        with engine.connect() as c:  # autobegin, commit as you go
+            c.execute(sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (2, 2)"))
+            c.commit()
+            c.execute(sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (3, 3)"))
+            c.commit()
+    rows = pghist.events(conn, orders)
+    assert [r["pgh_context"] for r in rows] == [{"user": "core"}] * 4
+    # one context per transaction: the begin() block's two events share one, the others their own
+    ids = [r["pgh_context_id"] for r in rows]
+    assert ids[0] == ids[1] and len(set(ids)) == 3
+
+
+def test_bulk_statements(
+    engine: sa.Engine, conn: psycopg.Connection[Any], orders: str
+) -> None:
+    with orm.Session(engine) as session, pghist.context(job="bulk"):
+        session.execute(sa.insert(Order), [{"id": i, "total": i} for i in range(1, 4)])
+        session.execute(
+            sa.update(Order).where(Order.id > 1).values(total=Order.total * 10)
+        )
+        session.execute(sa.delete(Order).where(Order.id == 3))
+        session.commit()
+    rows = pghist.events(conn, orders)
+    assert [r["pgh_label"] for r in rows] == ["insert"] * 3 + ["update"] * 2
+    assert {r["pgh_context"]["job"] for r in rows} == {"bulk"}
+    assert len({r["pgh_context_id"] for r in rows}) == 1
+
+
+def test_nested_scope_in_an_open_transaction_merges(
+    engine: sa.Engine, conn: psycopg.Connection[Any], orders: str
+) -> None:
+    with pghist.context(url="/orders"), orm.Session(engine) as session:
+        session.add(Order(id=1, total=1))
+        session.flush()  # the transaction begins with the outer scope
+        with pghist.context(user="alice"):
+            session.add(Order(id=2, total=2))
+            session.flush()
+        session.commit()
+    rows = pghist.events(conn, orders)
+    # one transaction, one context: its row holds the merged metadata (as set_context() merges)
+    assert rows[0]["pgh_context_id"] == rows[1]["pgh_context_id"]
+    assert rows[0]["pgh_context"] == {"url": "/orders", "user": "alice"}
+
+
+def test_savepoint_rollback_keeps_the_context(
+    engine: sa.Engine, conn: psycopg.Connection[Any], orders: str
+) -> None:
+    with pghist.context(user="sp"), orm.Session(engine) as session:
+        nested = session.begin_nested()
+        session.add(Order(id=1, total=1))
+        session.flush()  # the context was applied inside the savepoint ...
+        nested.rollback()  # ... and rolled back with it
+        session.add(Order(id=2, total=2))
+        session.commit()
+    assert contexts_of(conn, orders) == [{"user": "sp"}]
+
+
+def test_threads_each_carry_their_own_context(
+    engine: sa.Engine, conn: psycopg.Connection[Any], orders: str
+) -> None:
+    failures: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def request(n: int) -> None:
+        try:
+            with pghist.context(request=n):
+                for i in range(10):
+                    with orm.Session(engine) as session:
+                        session.add(Order(id=n * 100 + i, total=i))
+                        if i == 0:
+                            barrier.wait()
+                        session.commit()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    rows = pghist.events(conn, orders)
+    assert len(rows) == 40
+    for row in rows:
+        assert row["pgh_context"] == {"request": row["pgh_data"]["id"] // 100}
+
+
+def test_reading_transaction_writes_no_context(
+    engine: sa.Engine, conn: psycopg.Connection[Any], orders: str
+) -> None:
+    before = count_contexts(conn)
+    with pghist.context(url="/list"), orm.Session(engine) as session:
+        assert session.scalars(sa.select(Order)).all() == []
+        session.commit()
+    assert count_contexts(conn) == before
+
+
+def test_read_only_database(make_database: Any) -> None:
+    dsn = make_database("sa_ro", extension=True)
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute("CREATE TABLE t (id int PRIMARY KEY)")
+        pghist.track(admin, "t")
+        admin.execute("INSERT INTO t VALUES (1)")
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on").format(
+                sql.Identifier(admin.info.dbname)
+            )
+        )
+    engine = pghist.sqlalchemy.instrument(sa.create_engine(url(dsn, "psycopg")))
+    try:
+        with pghist.context(url="/list"), engine.connect() as c:
+            assert c.execute(sa.text("SELECT id FROM t")).all() == [(1,)]
+            assert c.execute(sa.text("SHOW transaction_read_only")).scalar() == "on"
+            c.commit()
+    finally:
+        engine.dispose()
+
+
+def test_instrumenting_twice_is_harmless(
+    engine: sa.Engine, conn: psycopg.Connection[Any], orders: str
+) -> None:
+    assert pghist.sqlalchemy.is_instrumented(engine)
+    events = (
+        "begin",
+        "commit",
+        "rollback",
+        "rollback_savepoint",
+        "before_cursor_execute",
+    )
+    once = [len(getattr(engine.dispatch, name)) for name in events]
+    assert once == [1] * len(events)
+    assert pghist.sqlalchemy.instrument(engine) is engine
+    assert pghist.sqlalchemy.instrument(engine) is engine
+    assert [len(getattr(engine.dispatch, name)) for name in events] == once
+    with pghist.context(user=1), engine.begin() as c:
+        c.execute(sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (1, 1)"))
+    assert contexts_of(conn, orders) == [{"user": 1}]
+
+
+def test_unsupported_driver_is_refused_at_instrument_time(db_dsn: str) -> None:
+    pg8000 = sa.create_engine(url(db_dsn, "pg8000"))
+    with pytest.raises(
+        ValueError, match=r"unsupported database driver postgresql\+pg8000"
+    ):
+        pghist.sqlalchemy.instrument(pg8000)
+    assert not pghist.sqlalchemy.is_instrumented(pg8000)
+    with pytest.raises(ValueError, match=r"sqlite\+pysqlite.*Hint: use PostgreSQL"):
+        pghist.sqlalchemy.instrument(sa.create_engine("sqlite://"))
+    with pytest.raises(TypeError, match="takes an Engine or an AsyncEngine"):
+        pghist.sqlalchemy.instrument(db_dsn)  # type: ignore[arg-type]
+
+
+def test_context_that_cannot_be_applied_fails_the_write(
+    db_dsn: str, conn: psycopg.Connection[Any], orders: str
+) -> None:
+    engine = pghist.sqlalchemy.instrument(
+        sa.create_engine(url(db_dsn, "psycopg"), isolation_level="AUTOCOMMIT")
+    )
+    try:
+        with (
+            pghist.context(user=1),
+            engine.connect() as c,
+            pytest.raises(errors.ContextError, match="autocommit"),
+        ):
+            c.execute(sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (1, 1)"))
+        # outside a scope, the engine works as before
+        with engine.connect() as c:
+            c.execute(sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (2, 2)"))
+    finally:
+        engine.dispose()
+    assert conn.execute(f"SELECT id FROM {SCHEMA}.orders").fetchall() == [(2,)]
+    assert contexts_of(conn, orders) == [None]
+
+
+def test_context_the_server_refuses_fails_the_write(
+    engine: sa.Engine, conn: psycopg.Connection[Any], orders: str
+) -> None:
+    with pghist.context(note="nul \x00"), orm.Session(engine) as session:
+        session.add(Order(id=1, total=1))
+        with pytest.raises(sa.exc.DBAPIError, match="unsupported Unicode escape"):
+            session.commit()
+    assert conn.execute(f"SELECT count(*) FROM {SCHEMA}.orders").fetchone() == (0,)
+
+
+def test_non_json_metadata_never_reaches_the_server(
+    engine: sa.Engine, conn: psycopg.Connection[Any], orders: str
+) -> None:
+    with orm.Session(engine) as session:
+        session.add(Order(id=1, total=1))
+        with (
+            pytest.raises(TypeError, match="'user' is not JSON serializable"),
+            pghist.context(user=object()),
+        ):
+            session.commit()
+    assert contexts_of(conn, orders) == []
+
+
+def test_import_pghist_pulls_in_no_sqlalchemy() -> None:
+    code = (
+        "import sys, pghist\n"
+        "assert 'sqlalchemy' not in sys.modules, 'import pghist imported sqlalchemy'\n"
+        "roots = {m.split('.')[0] for m in sys.modules}\n"
+        "print(sorted(roots & {'sqlalchemy', 'greenlet', 'asyncpg', 'psycopg2'}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_missing_extra_names_the_pip_install() -> None:
+    # sys.modules[name] = None makes the import fail as if SQLAlchemy were not installed
+    code = "import sys\nsys.modules['sqlalchemy'] = None\nimport pghist.sqlalchemy\n"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert out.returncode != 0
+    assert (
+        "ImportError: pghist.sqlalchemy needs SQLAlchemy: pip install 'pghistory[sqlalchemy]'"
+        in (out.stderr)
+    )
