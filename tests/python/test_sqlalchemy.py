@@ -6,6 +6,7 @@ connections, bulk ``session.execute(update(...))`` and raw ``text()`` alike.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import threading
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import orm
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 import pghist
 import pghist.sqlalchemy
@@ -64,9 +66,14 @@ def orders(conn: psycopg.Connection[Any]) -> Iterator[str]:
     conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(SCHEMA)))
 
 
-@pytest.fixture
-def engine(db_dsn: str) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(url(db_dsn, "psycopg"))
+SYNC_DRIVERS = ["psycopg", "psycopg2"]
+ASYNC_DRIVERS = ["psycopg", "asyncpg"]
+
+
+@pytest.fixture(params=SYNC_DRIVERS)
+def engine(db_dsn: str, request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
+    """An instrumented Engine on each sync driver."""
+    engine = sa.create_engine(url(db_dsn, request.param))
     pghist.sqlalchemy.instrument(engine)
     yield engine
     engine.dispose()
@@ -258,11 +265,12 @@ def test_unsupported_driver_is_refused_at_instrument_time(db_dsn: str) -> None:
         pghist.sqlalchemy.instrument(db_dsn)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("driver", SYNC_DRIVERS)
 def test_context_that_cannot_be_applied_fails_the_write(
-    db_dsn: str, conn: psycopg.Connection[Any], orders: str
+    db_dsn: str, conn: psycopg.Connection[Any], orders: str, driver: str
 ) -> None:
     engine = pghist.sqlalchemy.instrument(
-        sa.create_engine(url(db_dsn, "psycopg"), isolation_level="AUTOCOMMIT")
+        sa.create_engine(url(db_dsn, driver), isolation_level="AUTOCOMMIT")
     )
     try:
         with (
@@ -327,3 +335,87 @@ def test_missing_extra_names_the_pip_install() -> None:
         "ImportError: pghist.sqlalchemy needs SQLAlchemy: pip install 'pghistory[sqlalchemy]'"
         in (out.stderr)
     )
+
+
+# --- AsyncEngine (psycopg async, asyncpg) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("driver", ASYNC_DRIVERS)
+def test_async_engine(
+    db_dsn: str, conn: psycopg.Connection[Any], orders: str, driver: str
+) -> None:
+    async def request(engine: AsyncEngine, n: int) -> None:
+        async with pghist.context(request=n), AsyncSession(engine) as session:
+            session.add(Order(id=n, total=n))
+            await asyncio.sleep(0.001 * (8 - n))  # the tasks' transactions interleave
+            await session.commit()
+            async with pghist.context(user=f"u{n}"):
+                await session.execute(
+                    sa.update(Order).where(Order.id == n).values(total=n + 100)
+                )
+                await session.commit()
+
+    async def main() -> None:
+        engine = create_async_engine(url(db_dsn, driver))
+        assert pghist.sqlalchemy.instrument(engine) is engine
+        pghist.sqlalchemy.instrument(engine)  # twice: harmless
+        try:
+            await asyncio.gather(*(request(engine, n) for n in range(8)))
+            async with pghist.context(user="core"), engine.begin() as c:
+                await c.execute(sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (100, 1)"))
+                await c.execute(
+                    sa.text(f"UPDATE {SCHEMA}.orders SET total = 2 WHERE id = 100")
+                )
+            before = count_contexts(conn)
+            async with pghist.context(url="/list"), AsyncSession(engine) as session:
+                assert len((await session.scalars(sa.select(Order))).all()) == 9
+                await session.commit()
+            assert count_contexts(conn) == before  # a reading transaction wrote nothing
+            async with engine.begin() as c:  # outside any scope
+                await c.execute(sa.text(f"DELETE FROM {SCHEMA}.orders WHERE id = 100"))
+                await c.execute(sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (100, 3)"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+    rows = pghist.events(conn, orders)
+    for n in range(8):
+        mine = [r for r in rows if r["pgh_obj_id"] == str(n)]
+        assert [r["pgh_context"] for r in mine] == [
+            {"request": n},
+            {"request": n, "user": f"u{n}"},
+        ]
+        # two transactions, two contexts
+        assert mine[0]["pgh_context_id"] != mine[1]["pgh_context_id"]
+    core = [r for r in rows if r["pgh_obj_id"] == "100"]
+    assert [r["pgh_context"] for r in core] == [
+        {"user": "core"},
+        {"user": "core"},
+        None,
+    ]
+
+
+@pytest.mark.parametrize("driver", ASYNC_DRIVERS)
+def test_async_autocommit_engine_fails_the_write(
+    db_dsn: str, conn: psycopg.Connection[Any], orders: str, driver: str
+) -> None:
+    async def main() -> None:
+        engine = create_async_engine(url(db_dsn, driver), isolation_level="AUTOCOMMIT")
+        pghist.sqlalchemy.instrument(engine)
+        try:
+            async with pghist.context(user=1), engine.connect() as c:
+                with pytest.raises(errors.ContextError, match="autocommit"):
+                    await c.execute(
+                        sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (1, 1)")
+                    )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())
+    assert conn.execute(f"SELECT count(*) FROM {SCHEMA}.orders").fetchone() == (0,)
+
+
+def test_async_engine_instruments_its_sync_engine(db_dsn: str) -> None:
+    aengine = create_async_engine(url(db_dsn, "asyncpg"))
+    pghist.sqlalchemy.instrument(aengine)
+    assert pghist.sqlalchemy.is_instrumented(aengine.sync_engine)
