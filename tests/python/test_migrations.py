@@ -1,0 +1,378 @@
+"""Tracking in migrations (issue 14): real Alembic and real Django against the test server.
+
+Each flow runs in a database owned by a role that is not a superuser and that installs
+pghistory itself, from a migration: so the extension has no event triggers, and a write to a
+tracked table whose columns changed fails until pghistory.sync() runs (API.md section 10). The
+migrations must therefore leave every tracked table in step, forward and back.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+alembic = pytest.importorskip("alembic")
+from alembic import command  # noqa: E402
+from alembic.config import Config  # noqa: E402
+from alembic.util import CommandError  # noqa: E402
+
+PACKAGE = Path(__file__).resolve().parents[2] / "pyinstaller"
+
+
+class OwnedDatabase:
+    """A database owned by a login role without superuser (no event triggers once it installs)."""
+
+    def __init__(self, dsn: str, role: str) -> None:
+        self.role = role
+        self.dsn = make_conninfo(dsn, user=role)
+        params = conninfo_to_dict(dsn)
+        self.host = str(params.get("host", "localhost"))
+        self.port = str(params.get("port", "5432"))
+        self.dbname = str(params["dbname"])
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://{self.role}@{self.host}:{self.port}/{self.dbname}"
+
+    def connect(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.dsn, autocommit=True)
+
+    def scalar(self, query: str, *params: object) -> Any:
+        with self.connect() as conn:
+            row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+            return None if row is None else row[0]
+
+    def rows(self, query: str, *params: object) -> list[tuple[Any, ...]]:
+        with self.connect() as conn:
+            return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def owned_db(make_database: Any) -> Iterator[OwnedDatabase]:
+    dsn = make_database()
+    name = str(conninfo_to_dict(dsn)["dbname"])
+    role = f"pgh_mig_{name[-40:]}"
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                sql.Identifier(name), sql.Identifier(role)
+            )
+        )
+    try:
+        yield OwnedDatabase(dsn, role)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
+            admin.execute(
+                sql.SQL("ALTER DATABASE {} OWNER TO CURRENT_USER").format(sql.Identifier(name))
+            )
+        with psycopg.connect(make_conninfo(dsn, dbname="postgres"), autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+
+
+# --- Alembic --------------------------------------------------------------------------------
+
+ENV_HEADER = """\
+import importlib.util
+import pathlib
+
+import pghist.alembic  # op.track, op.untrack, op.sync, op.install_pghistory; autogenerate
+
+_spec = importlib.util.spec_from_file_location(
+    "pghist_test_models", pathlib.Path(__file__).with_name("models.py")
+)
+models = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(models)
+"""
+
+MODELS_V1 = """\
+import pghist
+import pghist.sqlalchemy
+from sqlalchemy import Column, Integer, MetaData, Numeric, Table, Text
+
+metadata = MetaData()
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("total", Numeric, nullable=False),
+    Column("note", Text),
+)
+pghist.sqlalchemy.track(
+    orders,
+    pghist.InsertEvent(),
+    pghist.UpdateEvent(
+        "total_down",
+        row=pghist.Old,
+        condition=pghist.Q(old__total__gt=pghist.F("new__total")) | pghist.AnyChange("note"),
+    ),
+    context_mode="json",
+)
+"""
+
+
+def alembic_config(directory: Path, url: str) -> Config:
+    config = Config(str(directory / "alembic.ini"))
+    config.set_main_option("script_location", str(directory / "migrations"))
+    config.set_main_option("sqlalchemy.url", url)
+    return config
+
+
+@pytest.fixture
+def alembic_env(tmp_path: Path, owned_db: OwnedDatabase) -> tuple[Config, Path]:
+    config = Config(str(tmp_path / "alembic.ini"))
+    command.init(config, str(tmp_path / "migrations"), template="generic")
+    config = alembic_config(tmp_path, owned_db.url)
+    env = tmp_path / "migrations" / "env.py"
+    source = env.read_text()
+    assert "target_metadata = None" in source
+    source = source.replace("target_metadata = None", "target_metadata = models.metadata")
+    env.write_text(ENV_HEADER + source)
+    (tmp_path / "migrations" / "models.py").write_text(MODELS_V1)
+    return config, tmp_path / "migrations"
+
+
+def revision(config: Config, message: str, autogenerate: bool = True) -> str:
+    script = command.revision(config, message=message, autogenerate=autogenerate)
+    assert script is not None and not isinstance(script, list)
+    return Path(script.path).read_text()
+
+
+def hand_written(config: Config, message: str, body: str) -> Path:
+    """A revision (not autogenerated) whose upgrade() runs ``body``."""
+    script = command.revision(config, message=message)
+    assert script is not None and not isinstance(script, list)
+    path = Path(script.path)
+    source = path.read_text().replace(
+        "import sqlalchemy as sa", "import sqlalchemy as sa\nimport pghist\nimport pghist.alembic"
+    )
+    source, count = re.subn(
+        r"def upgrade\(\) -> None:\n(    \"\"\".*\"\"\"\n)?    pass",
+        lambda _: (
+            "def upgrade() -> None:\n" + textwrap.indent(textwrap.dedent(body).strip(), "    ")
+        ),
+        source,
+    )
+    assert count == 1, source
+    path.write_text(source)
+    return path
+
+
+def upgrade_body(source: str) -> str:
+    return source.split("def upgrade()", 1)[1].split("def downgrade()", 1)[0]
+
+
+def downgrade_body(source: str) -> str:
+    return source.split("def downgrade()", 1)[1]
+
+
+def tracking(db: OwnedDatabase, table: str) -> list[tuple[Any, ...]]:
+    return db.rows(
+        "SELECT event_table::text, active, trackers, context_mode FROM pghistory.tracking"
+        " WHERE target = to_regclass(%s) ORDER BY 1",
+        table,
+    )
+
+
+def test_alembic_autogenerate_upgrade_downgrade(
+    alembic_env: tuple[Config, Path], owned_db: OwnedDatabase
+) -> None:
+    config, directory = alembic_env
+
+    # 1. Autogenerate before pghistory is installed: one clear message naming the operation.
+    with pytest.raises(CommandError, match=r"op\.install_pghistory\(\)"):
+        revision(config, "too early")
+    for stale in (directory / "versions").glob("*.py"):
+        stale.unlink()
+
+    # 2. A hand-written migration installs it; the role is no superuser: no event triggers.
+    hand_written(config, "install pghistory", "op.install_pghistory()")
+    command.upgrade(config, "head")
+    assert owned_db.scalar("SELECT extname FROM pg_extension WHERE extname = 'pghistory'")
+    assert owned_db.scalar("SELECT count(*) FROM pg_event_trigger") == 0
+
+    # 3. Autogenerate: the table, then its tracking; the downgrade reverses both.
+    first = revision(config, "orders")
+    up, down = upgrade_body(first), downgrade_body(first)
+    assert "import pghist" in first
+    assert up.index("op.create_table('orders'") < up.index("op.track(")
+    assert (
+        "op.track(\n"
+        "        'orders',\n"
+        "        pghist.InsertEvent(),\n"
+        "        pghist.UpdateEvent('total_down', row=pghist.Old, condition=("
+        "pghist.Q(old__total__gt=pghist.F('new__total')) | pghist.AnyChange('note'))),\n"
+        "        context_mode='json',\n"
+        "    )"
+    ) in up
+    assert "op.untrack('orders', model_name='orders_event', drop_events=True)" in down
+    assert down.index("op.untrack(") < down.index("op.drop_table('orders')")
+    (directory / "first_migration.txt").write_text(first)  # for the README example
+
+    # 4. Upgrade: tracked as declared, and writes are recorded.
+    command.upgrade(config, "head")
+    [(event_table, active, trackers, mode)] = tracking(owned_db, "orders")
+    assert (event_table, active, mode) == ("orders_event", True, "json")
+    assert [(t["label"], t["operation"], t["snapshot"]) for t in trackers] == [
+        ("insert", "insert", "new"),
+        ("total_down", "update", "old"),
+    ]
+    with owned_db.connect() as conn:
+        conn.execute("INSERT INTO orders VALUES (1, 10, 'a')")
+        conn.execute("UPDATE orders SET total = 5")  # down: recorded (old row)
+        conn.execute("UPDATE orders SET total = 7")  # up, same note: not recorded
+        events = conn.execute(
+            "SELECT pgh_label, total FROM orders_event ORDER BY pgh_id"
+        ).fetchall()
+    assert events == [("insert", 10), ("total_down", 10)]
+
+    # 5. The database agrees with the declarations: nothing to write.
+    empty = revision(config, "nothing")
+    assert "op." not in upgrade_body(empty) and "op." not in downgrade_body(empty)
+    assert "pass" in upgrade_body(empty)
+    command.upgrade(config, "head")
+
+    # 6. A new column and another tracker: the column change is followed by op.sync, in the
+    #    upgrade and in the downgrade, and the tracking change is reversed to the old one.
+    models = directory / "models.py"
+    models.write_text(
+        MODELS_V1.replace(
+            'Column("note", Text),', 'Column("note", Text),\n    Column("status", Text),'
+        ).replace("pghist.InsertEvent(),", "pghist.InsertEvent(),\n    pghist.DeleteEvent(),")
+    )
+    second = revision(config, "status")
+    up, down = upgrade_body(second), downgrade_body(second)
+    assert re.search(r"op\.add_column\('orders', .*'status'.*\n\s+op\.sync\('orders'\)", up)
+    assert up.index("op.sync('orders')") < up.index("op.track(")
+    assert "pghist.DeleteEvent()" in up
+    assert re.search(r"op\.drop_column\('orders', 'status'\)\n\s+op\.sync\('orders'\)", down)
+    assert "op.track(" in down and "DeleteEvent" not in down
+    assert down.index("op.track(") < down.index("op.drop_column(")
+    command.upgrade(config, "head")
+    with owned_db.connect() as conn:
+        conn.execute("UPDATE orders SET status = 'paid', note = 'b'")
+        conn.execute("DELETE FROM orders")
+        labels = [r[0] for r in conn.execute("SELECT pgh_label FROM orders_event ORDER BY pgh_id")]
+    assert labels == ["insert", "total_down", "total_down", "delete"]
+
+    # 7. One step back: the old tracking again, and writes work without the column.
+    command.downgrade(config, "-1")
+    [(_, active, trackers, _)] = tracking(owned_db, "orders")
+    assert [t["label"] for t in trackers] == ["insert", "total_down"]
+    with owned_db.connect() as conn:
+        conn.execute("INSERT INTO orders VALUES (2, 3, 'c')")
+        conn.execute("UPDATE orders SET note = 'd'")
+    models.write_text(MODELS_V1)
+    for script in (directory / "versions").glob("*status.py"):
+        script.unlink()
+    empty = revision(config, "nothing again")
+    assert "op." not in upgrade_body(empty)
+    for script in (directory / "versions").glob("*nothing_again.py"):
+        script.unlink()
+
+    # 8. Removing the declaration untracks (history kept); the downgrade tracks again.
+    models.write_text(MODELS_V1.split("pghist.sqlalchemy.track(", maxsplit=1)[0])
+    third = revision(config, "untrack")
+    assert "op.untrack('orders', model_name='orders_event')" in upgrade_body(third)
+    assert "op.track(" in downgrade_body(third)
+    command.upgrade(config, "head")
+    [(_, active, _, _)] = tracking(owned_db, "orders")
+    assert active is False
+    command.downgrade(config, "-1")
+    [(_, active, _, _)] = tracking(owned_db, "orders")
+    assert active is True
+    for script in (directory / "versions").glob("*untrack.py"):
+        script.unlink()
+    models.write_text(MODELS_V1)
+
+    # 9. Down to base: the table, its tracking and its history are gone.
+    command.downgrade(config, "base")
+    assert owned_db.scalar("SELECT to_regclass('orders_event')") is None
+    assert owned_db.scalar("SELECT to_regclass('orders')") is None
+    assert owned_db.scalar("SELECT count(*) FROM pghistory.tracking") == 0
+
+    # 10. And up again from scratch, then nothing left to generate.
+    command.upgrade(config, "head")
+    assert tracking(owned_db, "orders")[0][1] is True
+    empty = revision(config, "nothing at the end")
+    assert "op." not in upgrade_body(empty)
+
+
+def test_alembic_bad_declarations(
+    alembic_env: tuple[Config, Path], owned_db: OwnedDatabase
+) -> None:
+    config, directory = alembic_env
+    install = hand_written(config, "install pghistory", "op.install_pghistory()")
+    command.upgrade(config, "head")
+    installed_revision = install.name.split("_")[0]
+    models = directory / "models.py"
+    bad = MODELS_V1.replace('context_mode="json",', 'fields=["total", "nope"],')
+
+    # A new table with a tracker on an unknown column: the upgrade fails and rolls back whole.
+    models.write_text(bad)
+    generated = revision(config, "bad")
+    assert "fields=['total', 'nope']" in generated
+    with pytest.raises(Exception, match="nope"):
+        command.upgrade(config, "head")
+    assert owned_db.scalar("SELECT to_regclass('orders')") is None
+    assert owned_db.rows("SELECT version_num FROM alembic_version") == [(installed_revision,)]
+
+    # An existing table: the same mistake is an error at autogenerate time, naming the column.
+    for script in (directory / "versions").glob("*bad.py"):
+        script.unlink()
+    models.write_text(MODELS_V1.split("pghist.sqlalchemy.track(", maxsplit=1)[0])
+    revision(config, "orders")
+    command.upgrade(config, "head")
+    models.write_text(bad)
+    with pytest.raises(CommandError, match=r"'orders'.*nope"):
+        revision(config, "bad again")
+
+    # A hand-written op.track of a table that does not exist: the error names it, nothing stays.
+    for script in (directory / "versions").glob("*bad_again.py"):
+        script.unlink()
+    hand_written(
+        config,
+        "ghost",
+        """
+        op.create_table('ledger', sa.Column('id', sa.Integer, primary_key=True))
+        op.track('ledger')
+        op.track('ghost', pghist.InsertEvent())
+        """,
+    )
+    with pytest.raises(Exception, match="ghost"):
+        command.upgrade(config, "head")
+    assert owned_db.scalar("SELECT to_regclass('ledger')") is None
+    assert owned_db.scalar("SELECT to_regclass('ledger_event')") is None
+
+
+def test_alembic_offline_sql(
+    alembic_env: tuple[Config, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`alembic upgrade --sql` writes the statements, conditions included, as SQL."""
+    config, _ = alembic_env
+    hand_written(
+        config,
+        "by hand",
+        """
+        op.track('orders', pghist.UpdateEvent(condition=pghist.Q(new__note='a:b')))
+        op.sync('orders')
+        """,
+    )
+    command.upgrade(config, "head", sql=True)
+    out = capsys.readouterr().out
+    assert """SELECT "pghistory"."track"('orders'::regclass""" in out
+    assert "'NEW.\"note\" = ''a:b'''::text" in out
+    assert """SELECT "pghistory"."sync"('orders'::regclass);""" in out
+
+
+# --- Django ---------------------------------------------------------------------------------
