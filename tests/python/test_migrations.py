@@ -8,9 +8,13 @@ migrations must therefore leave every tracked table in step, forward and back.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -376,3 +380,187 @@ def test_alembic_offline_sql(
 
 
 # --- Django ---------------------------------------------------------------------------------
+
+SETTINGS = """\
+SECRET_KEY = "test"
+USE_TZ = True
+INSTALLED_APPS = ["shop"]
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+DATABASES = {{
+    "default": {{
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": {dbname!r},
+        "USER": {user!r},
+        "HOST": {host!r},
+        "PORT": {port!r},
+    }}
+}}
+"""
+
+MODELS = """\
+from django.db import models
+
+
+class Item(models.Model):
+    name = models.TextField()
+    quantity = models.IntegerField(default=0)
+    price = models.DecimalField(max_digits=8, decimal_places=2, null=True)
+"""
+
+MIGRATION_0001 = """\
+from django.db import migrations, models
+
+import pghist
+from pghist.django.operations import InstallPghistory, Track
+
+
+class Migration(migrations.Migration):
+    initial = True
+    dependencies = []
+
+    operations = [
+        InstallPghistory(),
+        migrations.CreateModel(
+            name="Item",
+            fields=[
+                ("id", models.AutoField(primary_key=True)),
+                ("name", models.TextField()),
+                ("qty", models.IntegerField(default=0)),
+            ],
+        ),
+        Track(
+            "shop.Item",
+            pghist.InsertEvent(),
+            pghist.UpdateEvent("qty_down", condition=pghist.Q(old__qty__gt=pghist.F("new__qty"))),
+            pghist.DeleteEvent(),
+            drop_events_on_reverse=True,
+        ),
+    ]
+"""
+
+# Schema changes of the tracked model and nothing else: the integration adds the sync.
+MIGRATION_0002 = """\
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+
+    operations = [
+        migrations.RenameField("Item", "qty", "quantity"),
+        migrations.AddField(
+            "Item", "price", models.DecimalField(max_digits=8, decimal_places=2, null=True)
+        ),
+    ]
+"""
+
+
+@pytest.fixture
+def django_project(tmp_path: Path, owned_db: OwnedDatabase) -> Path:
+    pytest.importorskip("django")
+    (tmp_path / "settings.py").write_text(
+        SETTINGS.format(
+            dbname=owned_db.dbname, user=owned_db.role, host=owned_db.host, port=owned_db.port
+        )
+    )
+    app = tmp_path / "shop"
+    (app / "migrations").mkdir(parents=True)
+    (app / "__init__.py").write_text("")
+    (app / "models.py").write_text(MODELS)
+    (app / "migrations" / "__init__.py").write_text("")
+    (app / "migrations" / "0001_initial.py").write_text(MIGRATION_0001)
+    (app / "migrations" / "0002_quantity_price.py").write_text(MIGRATION_0002)
+    return tmp_path
+
+
+def manage(project: Path, *args: str) -> str:
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = "settings"
+    env["PYTHONPATH"] = os.pathsep.join([str(project), str(PACKAGE)])
+    result = subprocess.run(
+        [sys.executable, "-m", "django", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_django_migrate_forward_and_back(django_project: Path, owned_db: OwnedDatabase) -> None:
+    # sqlmigrate shows the operations' SQL, both ways.
+    forward = manage(django_project, "sqlmigrate", "shop", "0001")
+    assert (
+        "-- Install the pghistory extension\n--\n-- THIS OPERATION CANNOT BE WRITTEN AS SQL"
+        in forward
+    )
+    assert """SELECT "pghistory"."track"('shop_item'::regclass, "trackers" => ARRAY[""" in forward
+    assert """"condition" => 'OLD."qty" > NEW."qty"'::text""" in forward
+    assert forward.index('CREATE TABLE "shop_item"') < forward.index('"pghistory"."track"')
+    backward = manage(django_project, "sqlmigrate", "shop", "0001", "--backwards")
+    assert (
+        """SELECT "pghistory"."untrack"('shop_item'::regclass, "drop_events" => true::boolean);"""
+        in backward
+    )
+    assert backward.index('"pghistory"."untrack"') < backward.index('DROP TABLE "shop_item"')
+
+    # Forward to 0001: installed by a role that is no superuser (no event triggers), tracked.
+    manage(django_project, "migrate", "shop", "0001")
+    assert owned_db.scalar("SELECT count(*) FROM pg_event_trigger") == 0
+    assert owned_db.scalar(
+        "SELECT active FROM pghistory.tracking WHERE target = 'shop_item'::regclass"
+    )
+    with owned_db.connect() as conn:
+        conn.execute("INSERT INTO shop_item (name, qty) VALUES ('bolt', 10)")
+        conn.execute("UPDATE shop_item SET qty = 4")
+
+    # 0002 renames a tracked column and adds one; its sync step keeps writes working.
+    manage(django_project, "migrate", "shop")
+    with owned_db.connect() as conn:
+        conn.execute("UPDATE shop_item SET quantity = 3, price = 1.5")
+        conn.execute("INSERT INTO shop_item (name, quantity) VALUES ('nut', 1)")
+        rows = conn.execute(
+            "SELECT pgh_label, quantity, price FROM shop_item_event ORDER BY pgh_id"
+        ).fetchall()
+    assert [(label, qty) for label, qty, _ in rows] == [
+        ("insert", 10),
+        ("qty_down", 4),
+        ("qty_down", 3),
+        ("insert", 1),
+    ]
+    assert rows[2][2] == Decimal("1.50")
+
+    # Back to 0001: the column is renamed back and dropped; writes still work.
+    manage(django_project, "migrate", "shop", "0001")
+    with owned_db.connect() as conn:
+        conn.execute("UPDATE shop_item SET qty = 0 WHERE name = 'bolt'")
+        conn.execute("DELETE FROM shop_item WHERE name = 'nut'")
+        labels = [
+            r[0] for r in conn.execute("SELECT pgh_label FROM shop_item_event ORDER BY pgh_id")
+        ]
+    assert labels[-2:] == ["qty_down", "delete"]
+    assert owned_db.scalar("SELECT count(*) FROM pghistory.verify()") == 0
+
+    # Back to zero: tracking and history gone with the table; and forward again works.
+    manage(django_project, "migrate", "shop", "zero")
+    assert owned_db.scalar("SELECT to_regclass('shop_item_event')") is None
+    assert owned_db.scalar("SELECT count(*) FROM pghistory.tracking") == 0
+    manage(django_project, "migrate", "shop")
+    with owned_db.connect() as conn:
+        conn.execute("INSERT INTO shop_item (name, quantity) VALUES ('washer', 2)")
+        assert conn.execute("SELECT count(*) FROM shop_item_event").fetchone() == (1,)
+
+
+def test_import_pghist_pulls_in_no_framework() -> None:
+    code = (
+        "import sys, pghist, pghist._migrations\n"
+        "loaded = sorted(m for m in ('sqlalchemy', 'alembic', 'django') if m in sys.modules)\n"
+        "print(','.join(loaded))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stdout.strip() == ""
