@@ -379,6 +379,31 @@ def test_alembic_offline_sql(
     assert """SELECT "pghistory"."sync"('orders'::regclass);""" in out
 
 
+def test_alembic_plugin_runs_once(alembic_env: tuple[Config, Path]) -> None:
+    """Listed as an Alembic 1.18+ plugin too, the comparator still writes each operation once."""
+    plugins = pytest.importorskip("alembic.runtime.plugins")
+    config, directory = alembic_env
+    env = directory / "env.py"
+    source = env.read_text()
+    source = source.replace(
+        "connection=connection, target_metadata=target_metadata",
+        "connection=connection, target_metadata=target_metadata,\n"
+        "            autogenerate_plugins=['alembic.autogenerate.*', 'pghist'],",
+    )
+    env.write_text(source)
+    plugin = plugins.Plugin("pghist")
+    try:
+        pghist_alembic = __import__("pghist.alembic", fromlist=["setup"])
+        pghist_alembic.setup(plugin)
+        hand_written(config, "install pghistory", "op.install_pghistory()")
+        command.upgrade(config, "head")
+        generated = revision(config, "orders")
+    finally:
+        plugin.remove()
+    assert upgrade_body(generated).count("op.track(") == 1
+    assert downgrade_body(generated).count("op.untrack(") == 1
+
+
 # --- Django ---------------------------------------------------------------------------------
 
 SETTINGS = """\
@@ -454,6 +479,28 @@ class Migration(migrations.Migration):
     ]
 """
 
+MIGRATION_0003 = """\
+from django.db import migrations
+
+import pghist
+from pghist.django.operations import Untrack
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0002_quantity_price")]
+
+    operations = [
+        Untrack(
+            "shop.Item",
+            pghist.InsertEvent(),
+            pghist.UpdateEvent(
+                "qty_down", condition=pghist.Q(old__quantity__gt=pghist.F("new__quantity"))
+            ),
+            pghist.DeleteEvent(),
+        ),
+    ]
+"""
+
 
 @pytest.fixture
 def django_project(tmp_path: Path, owned_db: OwnedDatabase) -> Path:
@@ -470,6 +517,7 @@ def django_project(tmp_path: Path, owned_db: OwnedDatabase) -> Path:
     (app / "migrations" / "__init__.py").write_text("")
     (app / "migrations" / "0001_initial.py").write_text(MIGRATION_0001)
     (app / "migrations" / "0002_quantity_price.py").write_text(MIGRATION_0002)
+    (app / "migrations" / "0003_untrack.py").write_text(MIGRATION_0003)
     return tmp_path
 
 
@@ -518,7 +566,7 @@ def test_django_migrate_forward_and_back(django_project: Path, owned_db: OwnedDa
         conn.execute("UPDATE shop_item SET qty = 4")
 
     # 0002 renames a tracked column and adds one; its sync step keeps writes working.
-    manage(django_project, "migrate", "shop")
+    manage(django_project, "migrate", "shop", "0002")
     with owned_db.connect() as conn:
         conn.execute("UPDATE shop_item SET quantity = 3, price = 1.5")
         conn.execute("INSERT INTO shop_item (name, quantity) VALUES ('nut', 1)")
@@ -532,6 +580,22 @@ def test_django_migrate_forward_and_back(django_project: Path, owned_db: OwnedDa
         ("insert", 1),
     ]
     assert rows[2][2] == Decimal("1.50")
+
+    # 0003 untracks (history kept); migrating it back tracks again as it says.
+    manage(django_project, "migrate", "shop", "0003")
+    assert owned_db.rows("SELECT active FROM pghistory.tracking") == [(False,)]
+    with owned_db.connect() as conn:
+        conn.execute("UPDATE shop_item SET quantity = 0")  # not recorded
+    untrack_sql = manage(django_project, "sqlmigrate", "shop", "0003")
+    assert """SELECT "pghistory"."untrack"('shop_item'::regclass);""" in untrack_sql
+    manage(django_project, "migrate", "shop", "0002")
+    [(active, trackers)] = owned_db.rows("SELECT active, trackers FROM pghistory.tracking")
+    assert active is True
+    assert [t["label"] for t in trackers] == ["delete", "insert", "qty_down"]
+    with owned_db.connect() as conn:
+        conn.execute("UPDATE shop_item SET quantity = quantity + 5")  # up: not recorded
+        conn.execute("UPDATE shop_item SET quantity = 3, price = 1.5 WHERE name = 'bolt'")
+        assert conn.execute("SELECT count(*) FROM shop_item_event").fetchone() == (5,)
 
     # Back to 0001: the column is renamed back and dropped; writes still work.
     manage(django_project, "migrate", "shop", "0001")
@@ -548,7 +612,7 @@ def test_django_migrate_forward_and_back(django_project: Path, owned_db: OwnedDa
     manage(django_project, "migrate", "shop", "zero")
     assert owned_db.scalar("SELECT to_regclass('shop_item_event')") is None
     assert owned_db.scalar("SELECT count(*) FROM pghistory.tracking") == 0
-    manage(django_project, "migrate", "shop")
+    manage(django_project, "migrate", "shop", "0002")
     with owned_db.connect() as conn:
         conn.execute("INSERT INTO shop_item (name, quantity) VALUES ('washer', 2)")
         assert conn.execute("SELECT count(*) FROM shop_item_event").fetchone() == (1,)
