@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""pghistory application benchmark: what the ambient request context costs per request.
+
+    .venv/bin/python bench/app_context.py            # PostgreSQL 15, about 2 minutes
+    .venv/bin/python bench/app_context.py --pg 18
+    .venv/bin/python bench/app_context.py --quick    # a few requests, to prove the script works
+
+It starts its own throwaway server (tests/pgserver.py) and serves one Flask + SQLAlchemy ORM
+app (psycopg 3 driver, the engine's connection pool) in three variants, each with its own
+engine:
+
+  plain        no middleware, engine not instrumented (what an app without pghistory's
+               context runs)
+  middleware   pghist.wsgi.ContextMiddleware only (the scope per request)
+  context      middleware + pghist.sqlalchemy.instrument(engine): every transaction of the
+               request carries {"method", "url"}
+
+and two requests: POST /items (one ORM insert into a tracked table, in a transaction: with
+the context, the trigger also records the context row) and GET /items/<id> (one ORM read in a
+transaction: with the context, one set_config statement and no write). Requests are WSGI
+calls in this process (a prepared environ, the body iterated and closed as a server does): no
+HTTP, so the figures are the strictest (a real server adds its own time to both sides).
+
+Rounds interleave the variants (order rotated each round); a round runs each variant's
+requests back to back. Ratios are the median of per-round ratios against plain of the same
+round; times are medians of the per-round means. Targets (issue 12): read-only overhead under
+3%, writing under 5%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import flask
+import pghist
+import pghist.sqlalchemy
+import pghist.wsgi
+import pgserver
+import psycopg
+import sqlalchemy as sa
+from psycopg.conninfo import conninfo_to_dict
+from sqlalchemy import orm
+from werkzeug.test import EnvironBuilder
+
+VARIANTS = ("plain", "middleware", "context")
+REQUESTS = ("write", "read")
+
+
+class Base(orm.DeclarativeBase):
+    pass
+
+
+class Item(Base):
+    __tablename__ = "item"
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+    name: orm.Mapped[str]
+    qty: orm.Mapped[int]
+
+
+def make_app(url: sa.URL, variant: str) -> tuple[Callable[..., Any], sa.Engine]:
+    engine = sa.create_engine(url, pool_size=2)
+    if variant == "context":
+        pghist.sqlalchemy.instrument(engine)
+    app = flask.Flask(f"bench_{variant}")
+
+    @app.post("/items")
+    def write() -> tuple[str, int]:
+        with orm.Session(engine) as session, session.begin():
+            session.add(Item(name="x", qty=1))
+        return "", 201
+
+    @app.get("/items/<int:item_id>")
+    def read(item_id: int) -> dict[str, Any]:
+        with orm.Session(engine) as session, session.begin():
+            item = session.get_one(Item, item_id)
+            return {"id": item.id, "qty": item.qty}
+
+    wsgi: Callable[..., Any] = app.wsgi_app
+    if variant != "plain":
+        wsgi = pghist.wsgi.ContextMiddleware(wsgi)
+    return wsgi, engine
+
+
+def start_response(status: str, headers: list[Any], exc_info: Any = None) -> Callable[..., Any]:
+    assert status.startswith("20"), status
+    return lambda data: None
+
+
+def environ(kind: str) -> tuple[dict[str, Any], bytes]:
+    if kind == "write":
+        builder = EnvironBuilder(path="/items", method="POST", data=b"")
+    else:
+        builder = EnvironBuilder(path="/items/7", method="GET")
+    env = builder.get_environ()
+    builder.close()
+    return env, b""
+
+
+def run_requests(app: Callable[..., Any], kind: str, count: int) -> float:
+    """Mean microseconds per request over ``count`` requests."""
+    base, body = environ(kind)
+    start = time.perf_counter()
+    for _ in range(count):
+        env = dict(base)
+        env["wsgi.input"] = io.BytesIO(body)
+        result = app(env, start_response)
+        for _chunk in result:
+            pass
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return (time.perf_counter() - start) / count * 1e6
+
+
+def settings_of(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    names = ("server_version", "fsync", "synchronous_commit", "shared_buffers", "jit")
+    return {name: str(conn.execute(f"SHOW {name}").fetchone()[0]) for name in names}  # type: ignore[index]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pg", type=int, default=15)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--requests", type=int, default=300, help="per variant and round")
+    parser.add_argument("--json", help="write the raw figures here")
+    args = parser.parse_args()
+    rounds, count, warmup = (3, 20, 20) if args.quick else (args.rounds, args.requests, 300)
+
+    with pgserver.start(args.pg) as server:
+        dsn = server.dsn()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pghistory")
+            conn.execute("CREATE TABLE item (id serial PRIMARY KEY, name text NOT NULL, qty int)")
+            conn.execute(
+                "INSERT INTO item (name, qty) SELECT 'i' || g, g FROM generate_series(1, 1000) g"
+            )
+            pghist.track(conn, "item")
+            conn.execute("VACUUM ANALYZE item")
+            settings = settings_of(conn)
+        params = conninfo_to_dict(dsn)
+        url = sa.URL.create(
+            "postgresql+psycopg",
+            username=str(params["user"]),
+            host=str(params["host"]),
+            port=int(str(params["port"])),
+            database=str(params["dbname"]),
+        )
+        apps = {variant: make_app(url, variant) for variant in VARIANTS}
+        try:
+            for app, _ in apps.values():
+                for kind in REQUESTS:
+                    run_requests(app, kind, warmup)
+            times: dict[tuple[str, str], list[float]] = {
+                (v, k): [] for v in VARIANTS for k in REQUESTS
+            }
+            for round_no in range(rounds):
+                order = VARIANTS[round_no % 3 :] + VARIANTS[: round_no % 3]
+                for kind in REQUESTS:
+                    for variant in order:
+                        times[variant, kind].append(run_requests(apps[variant][0], kind, count))
+        finally:
+            for _, engine in apps.values():
+                engine.dispose()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            (events, with_context) = conn.execute(
+                "SELECT count(*), count(pgh_context_id) FROM item_event WHERE pgh_label = 'insert'"
+            ).fetchone()  # type: ignore[misc]
+            (contexts,) = conn.execute("SELECT count(*) FROM pghistory.context").fetchone()  # type: ignore[misc]
+
+    def ratio(variant: str, kind: str) -> float:
+        pairs = zip(times[variant, kind], times["plain", kind], strict=True)
+        return statistics.median(v / p for v, p in pairs)
+
+    print("# The ambient request context: cost per request (bench/app_context.py)")
+    print()
+    print(
+        f"PostgreSQL {settings['server_version']} (fsync={settings['fsync']},"
+        f" synchronous_commit={settings['synchronous_commit']},"
+        f" shared_buffers={settings['shared_buffers']}, jit={settings['jit']}),"
+        f" Python {platform.python_version()}, Flask {metadata.version('flask')},"
+        f" SQLAlchemy {sa.__version__}, psycopg {psycopg.__version__};"
+        f" WSGI calls in-process, {rounds} rounds x {count} requests per variant"
+        f"{' (--quick)' if args.quick else ''}"
+    )
+    print()
+    print(
+        "| request | plain (us) | middleware (us) | context (us) | middleware / plain"
+        " | context / plain |"
+    )
+    print("|---|---|---|---|---|---|")
+    labels = {
+        "write": "POST /items: insert one row of a tracked table",
+        "read": "GET /items/<id>: read one row (read-only transaction)",
+    }
+    results: dict[str, Any] = {"settings": settings, "rounds": rounds, "requests": count}
+    for kind in REQUESTS:
+        medians = {v: statistics.median(times[v, kind]) for v in VARIANTS}
+        line = (
+            f"| {labels[kind]} | {medians['plain']:.0f} | {medians['middleware']:.0f} |"
+            f" {medians['context']:.0f} | {ratio('middleware', kind):.3f} |"
+            f" {ratio('context', kind):.3f} |"
+        )
+        print(line)
+        results[kind] = {
+            "median_us": medians,
+            "ratio_middleware": ratio("middleware", kind),
+            "ratio_context": ratio("context", kind),
+        }
+    print()
+    print(
+        f"insert events: {events} ({with_context} with a context); context rows: {contexts}"
+        " (one per writing request with the context, none for reads)"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
