@@ -8,17 +8,16 @@ import functools
 import inspect
 import uuid
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from . import _context
 from ._context import current_context, dumps, encode_metadata, json_default
+from ._run import Execute, Notices, Steps, dual
 from ._sql import Fragment, call, join, param
 from .errors import translate
 from .trackers import Tracker
@@ -42,6 +41,8 @@ __all__ = [
 ]
 
 Connection = psycopg.Connection[Any]
+AsyncConnection = psycopg.AsyncConnection[Any]
+T = TypeVar("T")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -64,10 +65,8 @@ def _text(value: str | None) -> Fragment | None:
     return None if value is None else param(value, "text")
 
 
-def _execute(conn: Connection, fragment: Fragment) -> list[tuple[Any, ...]]:
-    with translate(), conn.cursor() as cur:
-        cur.execute(fragment.query, fragment.params)
-        return cur.fetchall() if cur.description is not None else []
+def _select(function: Fragment) -> Execute:
+    return Execute(sql.SQL("SELECT {}").format(function.query), function.params)
 
 
 def track_sql(
@@ -116,8 +115,9 @@ def track_sql(
     return Fragment(sql.SQL("SELECT {}::text").format(function.query), function.params)
 
 
+@dual
 def track(
-    conn: Connection,
+    conn: Any,
     target: str,
     *trackers: Tracker,
     fields: Sequence[str] | None = None,
@@ -129,7 +129,7 @@ def track(
     append_only: bool | None = None,
     level: str | None = None,
     partition_by: str | None = None,
-) -> str:
+) -> Steps[str]:
     """Track ``target`` (a table name, e.g. ``"public.orders"``); returns the event table.
 
     With no trackers: insert and update events. ``obj_field=None`` stores no object
@@ -150,16 +150,18 @@ def track(
         level=level,
         partition_by=partition_by,
     )
-    return str(_execute(conn, fragment)[0][0])
+    rows = yield Execute(fragment.query, fragment.params)
+    return str(rows.first())
 
 
+@dual
 def untrack(
-    conn: Connection,
+    conn: Any,
     target: str,
     model_name: str | None = None,
     *,
     drop_events: bool = False,
-) -> None:
+) -> Steps[None]:
     """Stop tracking ``target`` (one event table with ``model_name``, else all).
 
     The history stays unless ``drop_events``, which drops the event table(s).
@@ -170,38 +172,39 @@ def untrack(
         model_name=_text(model_name),
         drop_events=param(bool(drop_events), "boolean"),
     )
-    _execute(conn, Fragment(sql.SQL("SELECT {}").format(function.query), function.params))
+    yield _select(function)
 
 
-def create_event(conn: Connection, target: str, pk: object, *, label: str) -> int:
+@dual
+def create_event(conn: Any, target: str, pk: object, *, label: str) -> Steps[int]:
     """Record the current row of ``target`` with primary key ``pk`` as a ``label`` event.
 
     Returns the new event's ``pgh_id``.
     """
-    rows = _execute(
-        conn,
-        Fragment(
-            sql.SQL("SELECT pghistory.create_event(%s::regclass, %s::text, %s::text)"),
-            (target, str(pk), label),
-        ),
+    rows = yield Execute(
+        sql.SQL("SELECT pghistory.create_event(%s::regclass, %s::text, %s::text)"),
+        (target, str(pk), label),
     )
-    return int(rows[0][0])
+    return int(rows.first())
 
 
-def version(conn: Connection) -> str:
+@dual
+def version(conn: Any) -> Steps[str]:
     """The version of the pghistory SQL installed in the database."""
-    return str(_execute(conn, Fragment(sql.SQL("SELECT pghistory.version()")))[0][0])
+    rows = yield Execute("SELECT pghistory.version()")
+    return str(rows.first())
 
 
+@dual
 def events(
-    conn: Connection,
+    conn: Any,
     target: str,
     obj: object | None = None,
     *,
     label: str | None = None,
     model: str | None = None,
     limit: int | None = None,
-) -> list[dict[str, Any]]:
+) -> Steps[list[dict[str, Any]]]:
     """Events of ``target`` (optionally of one object, label or event table), oldest first.
 
     Rows of the view ``pghistory.events`` as dicts; ``limit`` keeps the most recent.
@@ -224,83 +227,83 @@ def events(
         "SELECT * FROM pghistory.events WHERE {}"
         " ORDER BY pgh_created_at DESC, pgh_id DESC, pgh_model::text DESC LIMIT %s::bigint"
     ).format(sql.SQL(" AND ").join(conditions))
-    with translate(), conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, params)
-        rows = cur.fetchall()
+    answer = yield Execute(query, params, dicts=True)
+    rows: list[dict[str, Any]] = answer.rows
     rows.reverse()
     return rows
 
 
-def status(conn: Connection) -> list[dict[str, Any]]:
+@dual
+def status(conn: Any) -> Steps[list[dict[str, Any]]]:
     """One dict per event table: the rows of ``pghistory.tracking``."""
-    with translate(), conn.cursor(row_factory=dict_row) as cur:
-        cur.execute("SELECT * FROM pghistory.tracking ORDER BY target::text, event_table::text")
-        return cur.fetchall()
+    answer = yield Execute(
+        "SELECT * FROM pghistory.tracking ORDER BY target::text, event_table::text", dicts=True
+    )
+    rows: list[dict[str, Any]] = answer.rows
+    return rows
 
 
 # --- keeping history whole (API.md section 10) ------------------------------------------
 
 
-def sync(conn: Connection, table: str | None = None) -> None:
+@dual
+def sync(conn: Any, table: str | None = None) -> Steps[None]:
     """Bring event tables and triggers in step with schema changes of tracked tables.
 
     ``table`` only, else every tracked table you own: renamed, added, dropped and
     retyped columns. Needed where no event trigger does it at once (the extension
     was not created by a superuser); until then writes to a changed table fail.
     """
-    function = call("sync", [] if table is None else [param(table, "regclass")])
-    _execute(conn, Fragment(sql.SQL("SELECT {}").format(function.query), function.params))
+    yield _select(call("sync", [] if table is None else [param(table, "regclass")]))
 
 
-def verify(conn: Connection) -> list[dict[str, Any]]:
+@dual
+def verify(conn: Any) -> Steps[list[dict[str, Any]]]:
     """Problems that would let history be lost, forged or bypassed; ``[]`` when all is well.
 
     One dict per problem (a disabled or missing trigger, a column out of step, a role
     that may rewrite history, an append-only guard switched off): ``target``,
     ``event_table`` (names as text) and ``problem``.
     """
-    with translate(), conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(
-            "SELECT target::text AS target, event_table::text AS event_table, problem"
-            " FROM pghistory.verify() ORDER BY 1, 2, 3"
-        )
-        return cur.fetchall()
+    answer = yield Execute(
+        "SELECT target::text AS target, event_table::text AS event_table, problem"
+        " FROM pghistory.verify() ORDER BY 1, 2, 3",
+        dicts=True,
+    )
+    rows: list[dict[str, Any]] = answer.rows
+    return rows
 
 
 # --- travelling in history (API.md section 11) -----------------------------------------
 
 
-def _relation(conn: Connection, table: str) -> sql.Identifier:
+def _relation(table: str) -> Steps[sql.Identifier]:
     """``table`` as a schema-qualified identifier, resolved by the server."""
-    rows = _execute(
-        conn,
-        Fragment(
-            sql.SQL(
-                "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c"
-                " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE c.oid = %s::regclass"
-            ),
-            (table,),
+    rows = yield Execute(
+        sql.SQL(
+            "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c"
+            " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.oid = %s::regclass"
         ),
+        (table,),
     )
-    schema, name = rows[0]
+    schema, name = rows.rows[0]
     return sql.Identifier(str(schema), str(name))
 
 
+@dual
 def as_of_table(
-    conn: Connection, table: str, at: datetime.datetime | str
-) -> tuple[list[str], list[dict[str, Any]]]:
+    conn: Any, table: str, at: datetime.datetime | str
+) -> Steps[tuple[list[str], list[dict[str, Any]]]]:
     """:func:`as_of` with the column names (which an empty result still has)."""
-    query = sql.SQL("SELECT * FROM pghistory.as_of(NULL::{}, %s::timestamptz)").format(
-        _relation(conn, table)
-    )
-    with translate(), conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(query, (at,))
-        columns = [column.name for column in cur.description or ()]
-        return columns, cur.fetchall()
+    relation = yield from _relation(table)
+    query = sql.SQL("SELECT * FROM pghistory.as_of(NULL::{}, %s::timestamptz)").format(relation)
+    answer = yield Execute(query, (at,), dicts=True)
+    return answer.columns, answer.rows
 
 
-def as_of(conn: Connection, table: str, at: datetime.datetime | str) -> list[dict[str, Any]]:
+@dual
+def as_of(conn: Any, table: str, at: datetime.datetime | str) -> Steps[list[dict[str, Any]]]:
     """The rows of ``table`` as they were at ``at``, rebuilt from its history.
 
     ``at`` is a datetime (naive ones are read in the session's time zone) or any
@@ -309,32 +312,32 @@ def as_of(conn: Connection, table: str, at: datetime.datetime | str) -> list[dic
     than the tracking are there once :func:`backfill` recorded them. Otherwise
     :class:`~pghist.errors.ObjectNotInPrerequisiteState` says what is missing.
     """
-    return as_of_table(conn, table, at)[1]
+    _, rows = yield from as_of_table.steps(conn, table, at)
+    return rows
 
 
-def revert(conn: Connection, event_table: str, pgh_id: int) -> str:
+@dual
+def revert(conn: Any, event_table: str, pgh_id: int) -> Steps[str]:
     """Put the object of event ``pgh_id`` back as that event recorded it.
 
     Returns ``"updated"`` (the row was changed back) or ``"inserted"`` (it had been
     deleted). An ordinary write, tracked like any other; the event table must hold
     every column of the table.
     """
-    rows = _execute(
-        conn,
-        Fragment(
-            sql.SQL("SELECT pghistory.revert(%s::regclass, %s::bigint)"), (event_table, pgh_id)
-        ),
+    rows = yield Execute(
+        sql.SQL("SELECT pghistory.revert(%s::regclass, %s::bigint)"), (event_table, pgh_id)
     )
-    return str(rows[0][0])
+    return str(rows.first())
 
 
+@dual
 def prune(
-    conn: Connection,
+    conn: Any,
     table: str | None = None,
     *,
     older_than: datetime.timedelta | str | None = None,
     keep_last: int | None = None,
-) -> int:
+) -> Steps[int]:
     """Delete old events of ``table`` (else of every table you own); returns how many.
 
     ``older_than``: events older than that (a ``timedelta`` or an interval such as
@@ -351,16 +354,17 @@ def prune(
         older_than=None if older_than is None else param(older_than, "interval"),
         keep_last=None if keep_last is None else param(keep_last, "integer"),
     )
-    rows = _execute(conn, Fragment(sql.SQL("SELECT {}").format(function.query), function.params))
-    return int(rows[0][0])
+    rows = yield _select(function)
+    return int(rows.first())
 
 
+@dual
 def backfill(
-    conn: Connection,
+    conn: Any,
     table: str,
     model_name: str | None = None,
     progress: Callable[[str], object] | None = None,
-) -> int:
+) -> Steps[int]:
     """Record the current state of every row of ``table`` as a ``backfill`` event.
 
     So that history (and :func:`as_of`) covers rows older than the tracking; into
@@ -370,19 +374,20 @@ def backfill(
     notice's message while it runs (psycopg logs what it raises, and goes on).
     """
     function = call("backfill", [param(table, "regclass")], model_name=_text(model_name))
-    fragment = Fragment(sql.SQL("SELECT {}").format(function.query), function.params)
     if progress is None:
-        return int(_execute(conn, fragment)[0][0])
+        rows = yield _select(function)
+        return int(rows.first())
 
     def handler(diag: psycopg.errors.Diagnostic) -> None:
         if diag.message_primary is not None:
             progress(diag.message_primary)
 
-    conn.add_notice_handler(handler)
-    try:
-        return int(_execute(conn, fragment)[0][0])
-    finally:
-        conn.remove_notice_handler(handler)
+    def steps() -> Steps[int]:
+        rows = yield _select(function)
+        return int(rows.first())
+
+    count: int = yield Notices(handler, steps())
+    return count
 
 
 class context:  # named like django-pghistory's
@@ -397,14 +402,17 @@ class context:  # named like django-pghistory's
     ``with pghist.context(conn, user=42) as context_id:`` runs the block in a
     transaction of ``conn`` (a savepoint when one is already open), where
     ``pghistory.set_context`` sets the metadata at once. Nested blocks merge their
-    metadata into the same context; it ends with the outermost transaction.
+    metadata into the same context; it ends with the outermost transaction. With a
+    psycopg ``AsyncConnection``: ``async with pghist.context(aconn, user=42) as context_id``.
 
     Values must be JSON serializable (dates, UUIDs and decimals become strings):
     otherwise a TypeError naming the key, raised here, before anything is sent.
     """
 
-    def __init__(self, conn: Connection | None = None, /, **metadata: Any) -> None:
-        if conn is not None and not isinstance(conn, psycopg.Connection):
+    def __init__(
+        self, conn: Connection | AsyncConnection | None = None, /, **metadata: Any
+    ) -> None:
+        if conn is not None and not isinstance(conn, psycopg.Connection | psycopg.AsyncConnection):
             raise TypeError(
                 "pghist.context() takes a psycopg connection or nothing as its first"
                 f" argument, then the metadata as keywords; got {conn!r}"
@@ -413,7 +421,7 @@ class context:  # named like django-pghistory's
         self.metadata = metadata
         self._encoded = encode_metadata(metadata)
         self._tokens: list[Any] = []
-        self._transactions: list[AbstractContextManager[psycopg.Transaction]] = []
+        self._transactions: list[Any] = []
 
     def _copy(self) -> context:
         return context(self.conn, **self.metadata)
@@ -440,7 +448,21 @@ class context:  # named like django-pghistory's
         if self.conn is None:
             self._tokens.append(_context.enter(self.metadata, self._encoded))
             return current_context()
-        return self._enter_transaction(self.conn)
+        if not isinstance(self.conn, psycopg.Connection):
+            raise TypeError("pghist.context() with an AsyncConnection takes `async with`")
+        transaction = self.conn.transaction()
+        with translate():
+            transaction.__enter__()
+        self._transactions.append(transaction)
+        try:
+            with translate(), self.conn.cursor() as cur:
+                cur.execute(_SET_CONTEXT, (Jsonb(self.metadata, dumps=dumps),))
+                row = cur.fetchone()
+        except BaseException as exc:
+            self._transactions.pop()
+            transaction.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        return _uuid(row)
 
     def __exit__(
         self,
@@ -458,7 +480,22 @@ class context:  # named like django-pghistory's
     async def __aenter__(self) -> Any:
         if self.conn is None:
             return self.__enter__()
-        raise TypeError("pghist.context(conn, ...) with a sync connection takes `with`")
+        if not isinstance(self.conn, psycopg.AsyncConnection):
+            raise TypeError("pghist.context() with a sync connection takes `with`")
+        transaction = self.conn.transaction()
+        with translate():
+            await transaction.__aenter__()
+        self._transactions.append(transaction)
+        try:
+            with translate():
+                async with self.conn.cursor() as cur:
+                    await cur.execute(_SET_CONTEXT, (Jsonb(self.metadata, dumps=dumps),))
+                    row = await cur.fetchone()
+        except BaseException as exc:
+            self._transactions.pop()
+            await transaction.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return _uuid(row)
 
     async def __aexit__(
         self,
@@ -466,30 +503,23 @@ class context:  # named like django-pghistory's
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool:
-        return self.__exit__(exc_type, exc, traceback)
-
-    def _enter_transaction(self, conn: Connection) -> uuid.UUID:
-        transaction = conn.transaction()
+        if self.conn is None or not isinstance(self.conn, psycopg.AsyncConnection):
+            return self.__exit__(exc_type, exc, traceback)
+        transaction = self._transactions.pop()
         with translate():
-            transaction.__enter__()
-        self._transactions.append(transaction)
-        try:
-            with translate(), conn.cursor() as cur:
-                cur.execute(
-                    "SELECT pghistory.set_context(%s::jsonb)",
-                    (Jsonb(self.metadata, dumps=dumps),),
-                )
-                row = cur.fetchone()
-        except BaseException as exc:
-            self._transactions.pop()
-            transaction.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        assert row is not None
-        value = row[0]
-        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+            return bool(await transaction.__aexit__(exc_type, exc, traceback))
 
 
-def apply_context(target: Any) -> uuid.UUID | None:
+_SET_CONTEXT = "SELECT pghistory.set_context(%s::jsonb)"
+
+
+def _uuid(row: tuple[Any, ...] | None) -> uuid.UUID:
+    assert row is not None
+    value = row[0]
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def apply_context(target: Any) -> Any:
     """Put the current ``pghist.context(...)`` scope on the transaction of ``target``.
 
     ``target`` is a DB-API connection or cursor (psycopg 3, psycopg2, ...) whose
@@ -498,18 +528,41 @@ def apply_context(target: Any) -> uuid.UUID | None:
     and returns that id; with no active scope sends nothing and returns None. Writes
     nothing by itself: the context row is recorded with the first event, so it works in
     read-only transactions and on a standby. Call it once per transaction, at its start.
+    With a psycopg ``AsyncConnection`` or ``AsyncCursor``, returns a coroutine to await.
     """
     scope = _context.current_scope()
+    is_async = isinstance(target, psycopg.AsyncConnection | psycopg.AsyncCursor)
     if scope is None:
-        return None
-    cursor = target.cursor() if hasattr(target, "cursor") else target
-    connection = getattr(cursor, "connection", target)
+        return _done(None) if is_async else None
+    connection = target if hasattr(target, "cursor") else target.connection
     _context.check_not_autocommit(connection)
     context_id = uuid.uuid4()
+    params = (str(context_id), scope.json)
+    if is_async:
+        return _apply_async(target, params, context_id)
+    cursor = target.cursor() if hasattr(target, "cursor") else target
     try:
         with translate():
-            cursor.execute(_context.apply_statement("format"), (str(context_id), scope.json))
+            cursor.execute(_context.apply_statement("format"), params)
     finally:
         if cursor is not target:
             cursor.close()
+    return context_id
+
+
+async def _done(value: T) -> T:
+    return value
+
+
+async def _apply_async(
+    target: psycopg.AsyncConnection[Any] | psycopg.AsyncCursor[Any],
+    params: tuple[str, str],
+    context_id: uuid.UUID,
+) -> uuid.UUID:
+    with translate():
+        if isinstance(target, psycopg.AsyncCursor):
+            await target.execute(_context.apply_statement("format"), params)
+        else:
+            async with target.cursor() as cur:
+                await cur.execute(_context.apply_statement("format"), params)
     return context_id

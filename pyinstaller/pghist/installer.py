@@ -26,6 +26,7 @@ import psycopg
 from psycopg import sql
 
 from ._files import ExtensionFiles, extension_files
+from ._run import Execute, Steps, Transaction, dual
 from .errors import (
     DependentObjectsStillExist,
     InstallError,
@@ -86,36 +87,39 @@ class Installed:
     version: str
 
 
-def installed(conn: psycopg.Connection[Any]) -> Installed | None:
+def _installed() -> Steps[Installed | None]:
+    rows = yield Execute(
+        "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pghistory'"
+    )
+    if rows.rows:
+        return Installed("extension", str(rows.first()))
+    rows = yield Execute("SELECT pg_catalog.to_regprocedure('pghistory.version()') IS NOT NULL")
+    if rows.rows and rows.first():
+        rows = yield Execute("SELECT pghistory.version()")
+        return Installed("script", str(rows.first()) if rows.rows else "unknown")
+    return None
+
+
+@dual
+def installed(conn: Any) -> Steps[Installed | None]:
     """What pghistory the database holds, if any."""
-    with translate(), conn.cursor() as cur:
-        cur.execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pghistory'")
-        row = cur.fetchone()
-        if row is not None:
-            return Installed("extension", str(row[0]))
-        cur.execute("SELECT pg_catalog.to_regprocedure('pghistory.version()') IS NOT NULL")
-        row = cur.fetchone()
-        if row is not None and row[0]:
-            cur.execute("SELECT pghistory.version()")
-            row = cur.fetchone()
-            return Installed("script", str(row[0]) if row else "unknown")
-        return None
+    return (yield from _installed())
 
 
-def _available_versions(conn: psycopg.Connection[Any]) -> set[str]:
-    with translate(), conn.cursor() as cur:
-        cur.execute(
-            "SELECT version FROM pg_catalog.pg_available_extension_versions"
-            " WHERE name = 'pghistory'"
-        )
-        return {str(row[0]) for row in cur.fetchall()}
+def _available_versions() -> Steps[set[str]]:
+    rows = yield Execute(
+        "SELECT version FROM pg_catalog.pg_available_extension_versions WHERE name = 'pghistory'"
+    )
+    return {str(row[0]) for row in rows.rows}
 
 
-def _extension_dir(conn: psycopg.Connection[Any]) -> Path:
+def _sharedir() -> Steps[Any]:
+    return (yield Execute("SELECT setting FROM pg_catalog.pg_config WHERE name = 'SHAREDIR'"))
+
+
+def _extension_dir() -> Steps[Path]:
     try:
-        with conn.transaction(), conn.cursor() as cur:
-            cur.execute("SELECT setting FROM pg_catalog.pg_config WHERE name = 'SHAREDIR'")
-            row = cur.fetchone()
+        rows = yield Transaction(_sharedir())
     except psycopg.errors.InsufficientPrivilege as exc:
         raise InstallError(
             "pghistory: cannot read the server's SHAREDIR from pg_config "
@@ -128,20 +132,13 @@ def _extension_dir(conn: psycopg.Connection[Any]) -> Path:
             f"pghistory: cannot read the server's SHAREDIR: {exc.diag.message_primary or exc}",
             sqlstate=exc.sqlstate,
         ) from exc
-    if row is None or not row[0]:
+    if not rows.rows or not rows.first():
         raise InstallError("pghistory: the server does not report its SHAREDIR")
-    return Path(str(row[0])) / "extension"
+    return Path(str(rows.first())) / "extension"
 
 
-def copy_files(
-    conn: psycopg.Connection[Any], files: ExtensionFiles
-) -> tuple[list[Path], list[Path]]:
-    """Copy the extension files into the server's extension directory.
-
-    Returns (copied, newly created). Raises InstallError when that directory is not
-    on this machine or not writable, or the server does not see the copies.
-    """
-    target = _extension_dir(conn)
+def _copy_files(files: ExtensionFiles) -> Steps[tuple[list[Path], list[Path]]]:
+    target = yield from _extension_dir()
     hint = (
         "Run `make install` on the database server, or use --method script "
         "(method='script') to install without server files."
@@ -175,7 +172,7 @@ def copy_files(
             f"pghistory: cannot copy the extension files into {target}: {exc.strerror or exc}",
             hint=hint,
         ) from exc
-    if files.default_version not in _available_versions(conn):
+    if files.default_version not in (yield from _available_versions()):
         _remove(created)
         raise InstallError(
             f"pghistory: copied the extension files into {target}, but the server does not "
@@ -183,6 +180,16 @@ def copy_files(
             hint=hint,
         )
     return copied, created
+
+
+@dual
+def copy_files(conn: Any, files: ExtensionFiles) -> Steps[tuple[list[Path], list[Path]]]:
+    """Copy the extension files into the server's extension directory.
+
+    Returns (copied, newly created). Raises InstallError when that directory is not
+    on this machine or not writable, or the server does not see the copies.
+    """
+    return (yield from _copy_files(files))
 
 
 def _remove(paths: list[Path]) -> None:
@@ -200,38 +207,46 @@ def _script(path: Path) -> bytes:
     return text.replace("@extschema@", "pghistory").encode("utf-8")
 
 
-def _lock(conn: psycopg.Connection[Any]) -> None:
-    conn.execute("SELECT pg_catalog.pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+_LOCK = Execute("SELECT pg_catalog.pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
 
 
-def _run_scripts(conn: psycopg.Connection[Any], paths: list[Path]) -> None:
-    """Run extension scripts as CREATE/ALTER EXTENSION would, in the current transaction.
+def _locked(*statements: Execute) -> Steps[None]:
+    """In the current transaction: the installers' lock, then ``statements``."""
+    yield _LOCK
+    for statement in statements:  # noqa: UP028 (a tuple iterator takes no send())
+        yield statement
+
+
+def _scripts(paths: list[Path]) -> list[Execute]:
+    """Extension scripts run as CREATE/ALTER EXTENSION would, in the current transaction.
 
     Like those, without checking function bodies: a function may use one defined further down.
     """
-    conn.execute("SET LOCAL check_function_bodies = off")
-    for path in paths:
-        conn.execute(_script(path))
+    return [Execute("SET LOCAL check_function_bodies = off")] + [
+        Execute(_script(path)) for path in paths
+    ]
 
 
-def _create_extension(conn: psycopg.Connection[Any], version: str) -> None:
-    with translate(), conn.transaction():
-        _lock(conn)
-        conn.execute(
-            sql.SQL("CREATE EXTENSION IF NOT EXISTS pghistory VERSION {}").format(
-                sql.Literal(version)
+def _create_extension(version: str) -> Steps[None]:
+    yield Transaction(
+        _locked(
+            Execute(
+                sql.SQL("CREATE EXTENSION IF NOT EXISTS pghistory VERSION {}").format(
+                    sql.Literal(version)
+                )
             )
         )
+    )
 
 
-def _run_script(conn: psycopg.Connection[Any], files: ExtensionFiles) -> None:
-    with translate(), conn.transaction():
-        _lock(conn)
-        conn.execute("CREATE SCHEMA pghistory")
-        _run_scripts(conn, [files.install_script()])
+def _run_script(files: ExtensionFiles) -> Steps[None]:
+    yield Transaction(
+        _locked(Execute("CREATE SCHEMA pghistory"), *_scripts([files.install_script()]))
+    )
 
 
-def install(conn: psycopg.Connection[Any], method: Method | str = "auto") -> InstallResult:
+@dual
+def install(conn: Any, method: Method | str = "auto") -> Steps[InstallResult]:
     """Install (or update) the pghistory extension in ``conn``'s database.
 
     See the module documentation for the methods. Returns what was done.
@@ -243,7 +258,7 @@ def install(conn: psycopg.Connection[Any], method: Method | str = "auto") -> Ins
         )
     files = extension_files()
     target = files.default_version
-    present = installed(conn)
+    present = yield from _installed()
 
     if present is not None and present.kind == "extension":
         if method == "script":
@@ -255,13 +270,15 @@ def install(conn: psycopg.Connection[Any], method: Method | str = "auto") -> Ins
             return InstallResult("extension", "unchanged", target)
         copied: list[Path] = []
         created: list[Path] = []
-        if method == "files" or target not in _available_versions(conn):
-            copied, created = copy_files(conn, files)
-        with translate(), conn.transaction():
-            _lock(conn)
-            conn.execute(
-                sql.SQL("ALTER EXTENSION pghistory UPDATE TO {}").format(sql.Literal(target))
+        if method == "files" or target not in (yield from _available_versions()):
+            copied, created = yield from _copy_files(files)
+        yield Transaction(
+            _locked(
+                Execute(
+                    sql.SQL("ALTER EXTENSION pghistory UPDATE TO {}").format(sql.Literal(target))
+                )
             )
+        )
         return InstallResult(
             "files" if copied else "extension",
             "updated",
@@ -281,45 +298,32 @@ def install(conn: psycopg.Connection[Any], method: Method | str = "auto") -> Ins
         if present.version == target:
             return InstallResult("script", "unchanged", target)
         chain = files.upgrade_path(present.version, target)
-        with translate(), conn.transaction():
-            _lock(conn)
-            _run_scripts(conn, chain)
+        yield Transaction(_locked(*_scripts(chain)))
         return InstallResult("script", "updated", target, previous_version=present.version)
 
     if method == "script":
-        _run_script(conn, files)
+        yield from _run_script(files)
         return InstallResult("script", "created", target)
-    if method == "auto" and target in _available_versions(conn):
-        _create_extension(conn, target)
+    if method == "auto" and target in (yield from _available_versions()):
+        yield from _create_extension(target)
         return InstallResult("extension", "created", target)
     try:
-        copied, created = copy_files(conn, files)
+        copied, created = yield from _copy_files(files)
     except InstallError as exc:
         if method == "files":
             raise
-        _run_script(conn, files)
+        yield from _run_script(files)
         note = exc.message.removeprefix("pghistory: ")
         return InstallResult("script", "created", target, note=note)
-    _create_extension(conn, target)
+    yield from _create_extension(target)
     return InstallResult("files", "created", target, copied=copied, created_files=created)
 
 
-def uninstall(
-    conn: psycopg.Connection[Any], *, cascade: bool = False, missing_ok: bool = False
-) -> str:
-    """Remove pghistory from the database; returns a sentence saying what was dropped.
+def _drop_empty_schema() -> Steps[None]:
+    yield Execute("DROP SCHEMA IF EXISTS pghistory RESTRICT")
 
-    Event tables live in your schemas and stay. While tables are still tracked (their
-    triggers would fail without pghistory) this refuses, unless ``cascade``, which
-    first untracks them (``pghistory.untrack``: triggers go, history stays).
-    """
-    present = installed(conn)
-    if present is None:
-        if missing_ok:
-            return "pghistory is not installed; nothing dropped"
-        raise NotInstalled(
-            "pghistory is not installed in this database", hint="Nothing to uninstall."
-        )
+
+def _uninstall(present: Installed, cascade: bool) -> Steps[str]:
     hint = (
         "Untrack the tables first (pghistory untrack TABLE), or uninstall with --cascade "
         "(cascade=True), which untracks them; their history stays."
@@ -332,44 +336,60 @@ def uninstall(
     else:
         what = f"dropped schema pghistory (pghistory {present.version}, script install)"
         statement = sql.SQL("DROP SCHEMA pghistory CASCADE").format()
-    with conn.transaction():
-        with translate():
-            _lock(conn)
-            tracked = [str(row[0]) for row in conn.execute(_TRACKED).fetchall()]
-        if tracked and not cascade:
-            raise DependentObjectsStillExist(
-                f"cannot uninstall pghistory: tables are still tracked: {', '.join(tracked)}",
-                sqlstate="2BP01",
-                hint=hint,
-            )
-        with translate():
-            for target in tracked:
-                conn.execute("SELECT pghistory.untrack(%s::regclass)", (target,))
+    with translate():
+        yield _LOCK
+        tracked = [str(row[0]) for row in (yield Execute(_TRACKED)).rows]
+    if tracked and not cascade:
+        raise DependentObjectsStillExist(
+            f"cannot uninstall pghistory: tables are still tracked: {', '.join(tracked)}",
+            sqlstate="2BP01",
+            hint=hint,
+        )
+    with translate():
+        for target in tracked:
+            yield Execute("SELECT pghistory.untrack(%s::regclass)", (target,))
+    try:
+        yield Execute(statement)
+    except psycopg.errors.DependentObjectsStillExist as exc:
+        raise DependentObjectsStillExist(
+            "cannot uninstall pghistory: "
+            + (exc.diag.message_primary or "other objects depend on it"),
+            sqlstate=exc.sqlstate,
+            detail=exc.diag.message_detail,
+            hint="Drop them first, or uninstall with --cascade (cascade=True).",
+        ) from exc
+    except psycopg.Error as exc:
+        raise from_psycopg(exc) from exc
+    if present.kind == "extension":
+        # CREATE EXTENSION made schema pghistory, but DROP EXTENSION leaves it behind:
+        # drop it too unless something else was put there.
         try:
-            conn.execute(statement)
-        except psycopg.errors.DependentObjectsStillExist as exc:
-            raise DependentObjectsStillExist(
-                "cannot uninstall pghistory: "
-                + (exc.diag.message_primary or "other objects depend on it"),
-                sqlstate=exc.sqlstate,
-                detail=exc.diag.message_detail,
-                hint="Drop them first, or uninstall with --cascade (cascade=True).",
-            ) from exc
-        except psycopg.Error as exc:
-            raise from_psycopg(exc) from exc
-        if present.kind == "extension":
-            # CREATE EXTENSION made schema pghistory, but DROP EXTENSION leaves it behind:
-            # drop it too unless something else was put there.
-            try:
-                with conn.transaction():
-                    conn.execute("DROP SCHEMA IF EXISTS pghistory RESTRICT")
-            except psycopg.errors.DependentObjectsStillExist:
-                what = what.replace(
-                    "and its schema pghistory", "(schema pghistory kept: it holds other objects)"
-                )
+            yield Transaction(_drop_empty_schema())
+        except psycopg.errors.DependentObjectsStillExist:
+            what = what.replace(
+                "and its schema pghistory", "(schema pghistory kept: it holds other objects)"
+            )
     if tracked:
         what += f"; untracked {', '.join(tracked)}"
     return what + "; event tables stay"
+
+
+@dual
+def uninstall(conn: Any, *, cascade: bool = False, missing_ok: bool = False) -> Steps[str]:
+    """Remove pghistory from the database; returns a sentence saying what was dropped.
+
+    Event tables live in your schemas and stay. While tables are still tracked (their
+    triggers would fail without pghistory) this refuses, unless ``cascade``, which
+    first untracks them (``pghistory.untrack``: triggers go, history stays).
+    """
+    present = yield from _installed()
+    if present is None:
+        if missing_ok:
+            return "pghistory is not installed; nothing dropped"
+        raise NotInstalled(
+            "pghistory is not installed in this database", hint="Nothing to uninstall."
+        )
+    return (yield Transaction(_uninstall(present, cascade)))  # type: ignore[no-any-return]
 
 
 # Tables whose tracking is active (they have pghistory triggers).

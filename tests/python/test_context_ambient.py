@@ -159,9 +159,7 @@ def test_apply_context_with_psycopg(
             app.execute("INSERT INTO amb_orders VALUES (1, 10)")
             app.execute("UPDATE amb_orders SET total = 11 WHERE id = 1")
         app.commit()
-        app.execute(
-            "UPDATE amb_orders SET total = 12 WHERE id = 1"
-        )  # the next transaction
+        app.execute("UPDATE amb_orders SET total = 12 WHERE id = 1")  # the next transaction
         app.commit()
     rows = pghist.events(conn, "amb_orders")
     assert [r["pgh_context_id"] for r in rows] == [context_id, context_id, None]
@@ -206,9 +204,9 @@ def test_lazy_context_writes_nothing_for_a_reading_transaction(
         context_id = pghist.apply_context(app)
         app.execute("SELECT * FROM amb_orders").fetchall()
         # the context is there for the transaction's writes ...
-        assert app.execute(
-            "SELECT current_setting('pghistory.context_id')"
-        ).fetchone() == (str(context_id),)
+        assert app.execute("SELECT current_setting('pghistory.context_id')").fetchone() == (
+            str(context_id),
+        )
         app.commit()
     # ... but a transaction that wrote no event left no row
     assert contexts(conn) == before
@@ -249,18 +247,14 @@ def test_lazy_path_records_the_role_like_set_context(
     conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
     try:
         conn.execute(
-            sql.SQL("GRANT SELECT, INSERT, UPDATE ON amb_orders TO {}").format(
-                sql.Identifier(role)
-            )
+            sql.SQL("GRANT SELECT, INSERT, UPDATE ON amb_orders TO {}").format(sql.Identifier(role))
         )
         with psycopg.connect(make_conninfo(db_dsn, user=role)) as app:
             with pghist.context(path="lazy"):
                 lazy_id = pghist.apply_context(app)
                 app.execute("INSERT INTO amb_orders VALUES (1, 1)")
             app.commit()
-            row = app.execute(
-                'SELECT pghistory.set_context(\'{"path": "eager"}\')'
-            ).fetchone()
+            row = app.execute('SELECT pghistory.set_context(\'{"path": "eager"}\')').fetchone()
             assert row is not None
             eager_id = row[0]
             app.execute("INSERT INTO amb_orders VALUES (2, 2)")

@@ -45,7 +45,11 @@ def test_auto_uses_the_available_extension(make_database: Any) -> None:
     with connect(make_database()) as conn:
         assert pghist.installed(conn) is None
         result = pghist.install(conn)
-        assert (result.method, result.action, result.version) == ("extension", "created", VERSION)
+        assert (result.method, result.action, result.version) == (
+            "extension",
+            "created",
+            VERSION,
+        )
         row = conn.execute(
             "SELECT extversion, extnamespace::regnamespace::text FROM pg_extension"
             " WHERE extname = 'pghistory'"
@@ -80,7 +84,11 @@ def test_files_method(make_database: Any) -> None:
 def test_script_method(make_database: Any) -> None:
     with connect(make_database()) as conn:
         result = pghist.install(conn, method="script")
-        assert (result.method, result.action, result.version) == ("script", "created", VERSION)
+        assert (result.method, result.action, result.version) == (
+            "script",
+            "created",
+            VERSION,
+        )
         assert "script method" in result.message
         assert conn.execute(
             "SELECT count(*) FROM pg_extension WHERE extname = 'pghistory'"
@@ -123,14 +131,22 @@ def test_script_install_is_atomic(
         assert conn.execute("SELECT to_regnamespace('pghistory')").fetchone() == (None,)
 
 
+def answer(value: Any) -> Any:
+    """A stand-in for one of the installer's steps (generators) that answers ``value``."""
+
+    def steps(*args: Any) -> Any:
+        return value
+        yield  # a generator, like the steps it replaces
+
+    return steps
+
+
 def test_files_elsewhere_falls_back_to_script(
     make_database: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # A server on another machine: its SHAREDIR is not a directory here.
-    monkeypatch.setattr(
-        installer, "_extension_dir", lambda conn: tmp_path / "elsewhere" / "extension"
-    )
-    monkeypatch.setattr(installer, "_available_versions", lambda conn: set())
+    monkeypatch.setattr(installer, "_extension_dir", answer(tmp_path / "elsewhere" / "extension"))
+    monkeypatch.setattr(installer, "_available_versions", answer(set()))
     with connect(make_database()) as conn:
         with pytest.raises(errors.InstallError) as info:
             pghist.install(conn, method="files")
@@ -149,8 +165,8 @@ def test_files_not_seen_by_the_server(
     # The directory exists here, but the server does not read it (same path, other machine).
     fake = tmp_path / "extension"
     fake.mkdir()
-    monkeypatch.setattr(installer, "_extension_dir", lambda conn: fake)
-    monkeypatch.setattr(installer, "_available_versions", lambda conn: set())
+    monkeypatch.setattr(installer, "_extension_dir", answer(fake))
+    monkeypatch.setattr(installer, "_available_versions", answer(set()))
     with connect(make_database()) as conn:
         with pytest.raises(errors.InstallError) as info:
             pghist.install(conn, method="files")
@@ -229,10 +245,16 @@ def test_script_upgrade(
         assert pghist.version(conn) == OLD
         works(conn)
         monkeypatch.setattr(
-            installer, "extension_files", lambda: fake_release(tmp_path / "new", VERSION)
+            installer,
+            "extension_files",
+            lambda: fake_release(tmp_path / "new", VERSION),
         )
         result = pghist.install(conn)
-        assert (result.method, result.action, result.previous_version) == ("script", "updated", OLD)
+        assert (result.method, result.action, result.previous_version) == (
+            "script",
+            "updated",
+            OLD,
+        )
         assert result.message == (
             f"updated pghistory from {OLD} to {VERSION} with the script method (schema pghistory)"
         )
@@ -276,7 +298,10 @@ def restore_server_files(make_database: Any) -> Iterator[Path]:
 
 
 def test_extension_upgrade(
-    make_database: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, restore_server_files: Path
+    make_database: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    restore_server_files: Path,
 ) -> None:
     with connect(make_database()) as conn:
         monkeypatch.setattr(
@@ -287,10 +312,16 @@ def test_extension_upgrade(
         assert pghist.installed(conn) == installer.Installed("extension", OLD)
         works(conn)
         monkeypatch.setattr(
-            installer, "extension_files", lambda: fake_release(tmp_path / "new", VERSION)
+            installer,
+            "extension_files",
+            lambda: fake_release(tmp_path / "new", VERSION),
         )
         result = pghist.install(conn)
-        assert (result.action, result.previous_version, result.version) == ("updated", OLD, VERSION)
+        assert (result.action, result.previous_version, result.version) == (
+            "updated",
+            OLD,
+            VERSION,
+        )
         assert result.message.startswith(f"updated pghistory from {OLD} to {VERSION}")
         assert pghist.installed(conn) == installer.Installed("extension", VERSION)
         assert pghist.version(conn) == VERSION

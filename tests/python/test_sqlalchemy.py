@@ -53,13 +53,9 @@ def url(dsn: str, driver: str) -> sa.URL:
 @pytest.fixture
 def orders(conn: psycopg.Connection[Any]) -> Iterator[str]:
     """A fresh tracked table sa_ctx.orders for each test."""
-    conn.execute(
-        sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA))
-    )
+    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(SCHEMA)))
     conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(SCHEMA)))
-    conn.execute(
-        f"CREATE TABLE {SCHEMA}.orders (id int PRIMARY KEY, total int NOT NULL)"
-    )
+    conn.execute(f"CREATE TABLE {SCHEMA}.orders (id int PRIMARY KEY, total int NOT NULL)")
     pghist.track(conn, f"{SCHEMA}.orders")
     yield f"{SCHEMA}.orders"
     pghist.untrack(conn, f"{SCHEMA}.orders", drop_events=True)
@@ -79,9 +75,7 @@ def engine(db_dsn: str, request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-def contexts_of(
-    conn: psycopg.Connection[Any], table: str
-) -> list[dict[str, Any] | None]:
+def contexts_of(conn: psycopg.Connection[Any], table: str) -> list[dict[str, Any] | None]:
     return [event["pgh_context"] for event in pghist.events(conn, table)]
 
 
@@ -91,9 +85,7 @@ def count_contexts(conn: psycopg.Connection[Any]) -> int:
     return int(row[0])
 
 
-def test_orm_session(
-    engine: sa.Engine, conn: psycopg.Connection[Any], orders: str
-) -> None:
+def test_orm_session(engine: sa.Engine, conn: psycopg.Connection[Any], orders: str) -> None:
     with orm.Session(engine) as session:
         session.add(Order(id=1, total=10))
         with pghist.context(user=42, reason="import"):
@@ -125,14 +117,10 @@ def test_core_connection_and_text(
     assert ids[0] == ids[1] and len(set(ids)) == 3
 
 
-def test_bulk_statements(
-    engine: sa.Engine, conn: psycopg.Connection[Any], orders: str
-) -> None:
+def test_bulk_statements(engine: sa.Engine, conn: psycopg.Connection[Any], orders: str) -> None:
     with orm.Session(engine) as session, pghist.context(job="bulk"):
         session.execute(sa.insert(Order), [{"id": i, "total": i} for i in range(1, 4)])
-        session.execute(
-            sa.update(Order).where(Order.id > 1).values(total=Order.total * 10)
-        )
+        session.execute(sa.update(Order).where(Order.id > 1).values(total=Order.total * 10))
         session.execute(sa.delete(Order).where(Order.id == 3))
         session.commit()
     rows = pghist.events(conn, orders)
@@ -254,9 +242,7 @@ def test_instrumenting_twice_is_harmless(
 
 def test_unsupported_driver_is_refused_at_instrument_time(db_dsn: str) -> None:
     pg8000 = sa.create_engine(url(db_dsn, "pg8000"))
-    with pytest.raises(
-        ValueError, match=r"unsupported database driver postgresql\+pg8000"
-    ):
+    with pytest.raises(ValueError, match=r"unsupported database driver postgresql\+pg8000"):
         pghist.sqlalchemy.instrument(pg8000)
     assert not pghist.sqlalchemy.is_instrumented(pg8000)
     with pytest.raises(ValueError, match=r"sqlite\+pysqlite.*Hint: use PostgreSQL"):
@@ -318,18 +304,14 @@ def test_import_pghist_pulls_in_no_sqlalchemy() -> None:
         "roots = {m.split('.')[0] for m in sys.modules}\n"
         "print(sorted(roots & {'sqlalchemy', 'greenlet', 'asyncpg', 'psycopg2'}))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_missing_extra_names_the_pip_install() -> None:
     # sys.modules[name] = None makes the import fail as if SQLAlchemy were not installed
     code = "import sys\nsys.modules['sqlalchemy'] = None\nimport pghist.sqlalchemy\n"
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False
-    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode != 0
     assert (
         "ImportError: pghist.sqlalchemy needs SQLAlchemy: pip install 'pghistory[sqlalchemy]'"
@@ -341,18 +323,14 @@ def test_missing_extra_names_the_pip_install() -> None:
 
 
 @pytest.mark.parametrize("driver", ASYNC_DRIVERS)
-def test_async_engine(
-    db_dsn: str, conn: psycopg.Connection[Any], orders: str, driver: str
-) -> None:
+def test_async_engine(db_dsn: str, conn: psycopg.Connection[Any], orders: str, driver: str) -> None:
     async def request(engine: AsyncEngine, n: int) -> None:
         async with pghist.context(request=n), AsyncSession(engine) as session:
             session.add(Order(id=n, total=n))
             await asyncio.sleep(0.001 * (8 - n))  # the tasks' transactions interleave
             await session.commit()
             async with pghist.context(user=f"u{n}"):
-                await session.execute(
-                    sa.update(Order).where(Order.id == n).values(total=n + 100)
-                )
+                await session.execute(sa.update(Order).where(Order.id == n).values(total=n + 100))
                 await session.commit()
 
     async def main() -> None:
@@ -363,9 +341,7 @@ def test_async_engine(
             await asyncio.gather(*(request(engine, n) for n in range(8)))
             async with pghist.context(user="core"), engine.begin() as c:
                 await c.execute(sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (100, 1)"))
-                await c.execute(
-                    sa.text(f"UPDATE {SCHEMA}.orders SET total = 2 WHERE id = 100")
-                )
+                await c.execute(sa.text(f"UPDATE {SCHEMA}.orders SET total = 2 WHERE id = 100"))
             before = count_contexts(conn)
             async with pghist.context(url="/list"), AsyncSession(engine) as session:
                 assert len((await session.scalars(sa.select(Order))).all()) == 9
@@ -405,9 +381,7 @@ def test_async_autocommit_engine_fails_the_write(
         try:
             async with pghist.context(user=1), engine.connect() as c:
                 with pytest.raises(errors.ContextError, match="autocommit"):
-                    await c.execute(
-                        sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (1, 1)")
-                    )
+                    await c.execute(sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (1, 1)"))
         finally:
             await engine.dispose()
 
