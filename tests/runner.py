@@ -1,10 +1,12 @@
 """Run pghistory's tests against every supported PostgreSQL.
 
-    python tests/runner.py                       # PostgreSQL 15, 16 and 18: make, regress, pytest
-    python tests/runner.py --pg 16               # one version
-    python tests/runner.py --only regress        # only the pg_regress suite (tests/sql)
-    python tests/runner.py --only pytest -k ctx  # only pytest; unknown options go to pytest
-    python tests/runner.py --pg 15 -- -x tests/python/test_smoke.py
+    python -m tests.runner                     # PostgreSQL 15, 16 and 18: make, regress, pytest
+    python -m tests.runner --pg 16             # one version
+    python -m tests.runner --only regress      # only the pg_regress suite (tests/sql)
+    python -m tests.runner --only pytest -k x  # only pytest; unknown options go to pytest
+    python -m tests.runner --pg 15 -- -x tests/python/test_smoke.py
+
+(from the repository root: tests/ is a package; tests/run calls it so.)
 
 For each version a throwaway server is started (tests/pgserver.py) with this checkout's
 extension files installed, then:
@@ -34,9 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import pgserver
+from tests import pgserver
 
 REPO_ROOT = pgserver.REPO_ROOT
 TESTS_DIR = REPO_ROOT / "tests"
@@ -208,7 +208,7 @@ def run_version(
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
-        prog="tests/runner.py",
+        prog="python -m tests.runner",
         description="Run pghistory's tests (make install check, pg_regress, pytest) "
         "on PostgreSQL 15, 16 and 18.",
         epilog="Other arguments (and everything after --) are passed to pytest.",

@@ -4,6 +4,7 @@ pyinstaller/pyproject.toml."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,16 @@ def test_mypy_strict() -> None:
     result = tool("mypy", "--no-incremental", "--cache-dir", "/dev/null")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Success" in result.stdout
+
+
+def test_harness_is_imported_not_put_on_sys_path() -> None:
+    # tests/ is a package: `from tests import pgserver`, never a sys.path edit
+    tests = PROJECT.parent / "tests"
+    edits = [
+        f"{path.relative_to(tests.parent)}:{number}: {line.strip()}"
+        for path in sorted(tests.rglob("*.py"))
+        if "results" not in path.parts
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.match(r"\s*sys\.path(\.(insert|append|extend)\b|\s*[\[+=])", line)
+    ]
+    assert edits == []

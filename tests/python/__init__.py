@@ -1,0 +1,1 @@
+"""pytest tests: tests/run runs them against every supported PostgreSQL."""
