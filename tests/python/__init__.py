@@ -1,1 +1,0 @@
-"""pytest tests: tests/run runs them against every supported PostgreSQL."""
