@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pgserver
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -30,6 +29,7 @@ from sqlalchemy import orm
 
 import pghist
 import pghist.sqlalchemy
+from tests import pgserver
 
 POOL_SIZE = 3  # server connections per database: far fewer than clients
 

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pgserver
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -26,6 +25,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import pghist
 import pghist.sqlalchemy
+from tests import pgserver
 
 
 def free_port() -> int:
