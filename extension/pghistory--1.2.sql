@@ -2319,6 +2319,65 @@ $function$;
 
 CREATE TRIGGER pghistory_events_view AFTER INSERT OR UPDATE OR DELETE ON @extschema@._event_table
     FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._registry_trigger();
+
+
+CREATE FUNCTION @extschema@.related_events(target regclass, pk text)
+    RETURNS SETOF @extschema@.events
+    LANGUAGE plpgsql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- An object's history as people read it: its own events and those of the tracked rows whose
+-- foreign key referenced it when they were recorded (one level: an order and its lines), oldest
+-- first, as django-pghistory's Events.references() reads them. It runs as the caller, through
+-- pghistory.events, so only event tables the caller may read contribute. Each part is found by
+-- object (the diff window's partition) and pgh_id, never by reading a whole history.
+DECLARE
+    v_ref   record;
+    v_ids   bigint[];
+    v_objs  text[];
+    v_query text := 'SELECT * FROM @extschema@.events WHERE pgh_obj_model = $1 AND pgh_obj_id = $2';
+BEGIN
+    IF target IS NULL OR pk IS NULL THEN
+        RAISE EXCEPTION 'pghistory: related_events() needs a table and a primary key value'
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Call it as pghistory.related_events(''public.orders'', ''42'').';
+    END IF;
+    -- Single-column foreign keys to the primary key of target, from tracked tables whose event
+    -- table records the referencing column.
+    FOR v_ref IN
+        SELECT ev.event_table, ev.target, ev.obj_field, a.attname,
+               format_type(h.atttypid, h.atttypmod) AS type_sql
+        FROM pg_constraint c
+        JOIN @extschema@._primary_key(related_events.target) k ON true
+        JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+        JOIN @extschema@._event_table ev ON ev.target = c.conrelid
+        JOIN pg_attribute h ON h.attrelid = ev.event_table AND h.attname = a.attname AND NOT h.attisdropped
+        WHERE c.contype = 'f' AND c.confrelid = related_events.target AND cardinality(c.conkey) = 1
+          AND (SELECT r.attname FROM pg_attribute r WHERE r.attrelid = related_events.target AND r.attnum = c.confkey[1]) = k.attname
+          AND has_table_privilege(ev.event_table, 'SELECT')
+        ORDER BY ev.event_table::text, a.attname
+    LOOP
+        EXECUTE format('SELECT array_agg(e.pgh_id), array_agg(DISTINCT %s) FROM %s AS e WHERE e.%I = $1::%s',
+                       CASE WHEN v_ref.obj_field IS NULL THEN 'NULL::text' ELSE format('e.%I::text', v_ref.obj_field) END,
+                       v_ref.event_table, v_ref.attname, v_ref.type_sql)
+            INTO v_ids, v_objs
+            USING pk;
+        CONTINUE WHEN v_ids IS NULL;
+        v_query := v_query || format(
+            ' UNION ALL SELECT * FROM @extschema@.events WHERE pgh_model = %s::oid::regclass AND pgh_id = ANY (%L::bigint[])',
+            v_ref.event_table::oid, v_ids)
+            || CASE WHEN v_ref.obj_field IS NULL THEN ''
+                    ELSE format(' AND pgh_obj_model = %s::oid::regclass AND pgh_obj_id = ANY (%L::text[])',
+                                v_ref.target::oid, v_objs) END
+            -- a row referencing its own table (a manager and their reports): its own events are above
+            || CASE WHEN v_ref.target = related_events.target THEN format(' AND pgh_obj_id <> %L', pk) ELSE '' END;
+    END LOOP;
+    RETURN QUERY EXECUTE 'SELECT * FROM (' || v_query || ') AS r ORDER BY r.pgh_created_at, r.pgh_id, r.pgh_model::text'
+        USING target, pk;
+END
+$function$;
+COMMENT ON FUNCTION @extschema@.related_events(regclass, text) IS
+    'pghistory: the events of one object and of the tracked rows that reference it by a foreign key (an order and its lines), oldest first';
 --------------------------------------------------------------------------------------------------
 -- Event triggers
 --------------------------------------------------------------------------------------------------
