@@ -318,6 +318,52 @@ def cmd_backfill(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _export_progress(count: int, seconds: float) -> None:
+    rate = count / seconds if seconds > 0 else 0.0
+    sys.stderr.write(f"{PROG}: exported {count:,} events ({rate:,.0f}/s)\n")
+    sys.stderr.flush()
+
+
+def cmd_export(args: argparse.Namespace, out: TextIO) -> int:
+    from . import history
+
+    with connect(args.dsn) as conn:
+        try:
+            filters = history.parse_filters(
+                conn,
+                table=args.table,
+                obj=args.obj,
+                label=args.label,
+                since=args.since,
+                until=args.until,
+                context=args.context or (),
+            )
+        except history.FilterError as exc:
+            raise UsageError(exc.message + (f" HINT: {exc.hint}" if exc.hint else "")) from None
+        if args.output and args.output != "-":
+            with open(args.output, "w", encoding="utf-8", newline="") as target:
+                history.export(conn, filters, args.format, target, _export_progress)
+        else:
+            history.export(conn, filters, args.format, out, _export_progress)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        from . import web
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+
+    def announce(url: str) -> None:
+        out.write(f"{url}\n")
+        out.flush()
+        sys.stderr.write(f"{PROG}: serving a read-only history browser; Ctrl-C stops it\n")
+
+    conninfo = args.dsn if args.dsn is not None else os.environ.get("DATABASE_URL", "")
+    web.serve(conninfo, args.host, args.port, announce)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from .demo import run_demo
 
@@ -488,6 +534,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("event_table")
     sub.add_argument("pgh_id", type=int)
+
+    sub = command(
+        "export",
+        cmd_export,
+        "write events (of TABLE, else all you may read) as CSV or JSON lines, oldest first; "
+        "streamed, progress on stderr",
+    )
+    sub.add_argument("table", nargs="?", help="only this tracked table's events")
+    sub.add_argument("--obj", metavar="ID", help="only this object (primary key value)")
+    sub.add_argument("--label", help="only events with this label")
+    sub.add_argument("--since", metavar="T", help="events at or after T (ISO 8601)")
+    sub.add_argument("--until", metavar="T", help="events before T (ISO 8601)")
+    sub.add_argument(
+        "--context",
+        action="append",
+        metavar="KEY:VALUE",
+        help="only events whose context has KEY = VALUE (repeatable)",
+    )
+    sub.add_argument("--format", choices=("csv", "jsonl"), required=True)
+    sub.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+
+    sub = command(
+        "serve",
+        cmd_serve,
+        "serve a read-only history browser (needs pghistory[web]); prints its URL with a token",
+    )
+    sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sub.add_argument("--port", type=int, default=8765, help="port (default 8765)")
 
     command(
         "demo",

@@ -148,7 +148,9 @@ class Filters:
                 conditions.append(sql.SQL("false"))
             else:
                 # the text form is indexed (pghistory.events filters on it too)
-                conditions.append(sql.SQL("{}::text = %s::text").format(sql.Identifier(table.obj_field)))
+                conditions.append(
+                    sql.SQL("{}::text = %s::text").format(sql.Identifier(table.obj_field))
+                )
                 params.append(self.obj)
         context_column = sql.Identifier(table.context_field) if table.context_field else None
         common, common_params = self._common(
@@ -227,7 +229,9 @@ _CURSOR_RE = re.compile(r"^\d+\.\d+(-\d+\.\d+)*$")
 def _timestamp(name: str, text: str) -> datetime.datetime:
     value = text.strip()
     try:
-        parsed = datetime.datetime.fromisoformat(value.replace(" ", "T", 1) if " " in value else value)
+        parsed = datetime.datetime.fromisoformat(
+            value.replace(" ", "T", 1) if " " in value else value
+        )
     except ValueError:
         raise FilterError(
             f"{name}={text!r} is not a timestamp",
@@ -274,11 +278,14 @@ def parse_filters(
         if len(table) > 200 or "\x00" in table:
             raise FilterError(f"table={table[:60]!r}... is not a table name")
         # to_regclass reads the name as a bound value: never SQL
-        row = conn.execute(
-            "SELECT c.oid::regclass::text, c.oid FROM pg_catalog.pg_class c"
-            " WHERE c.oid = pg_catalog.to_regclass(%s::text)",
-            (table,),
-        ).fetchone()
+        try:
+            row = conn.execute(
+                "SELECT c.oid::regclass::text, c.oid FROM pg_catalog.pg_class c"
+                " WHERE c.oid = pg_catalog.to_regclass(%s::text)",
+                (table,),
+            ).fetchone()
+        except (psycopg.errors.InvalidName, psycopg.errors.SyntaxError):
+            row = None  # not even a name: reported below like an unknown table
         chosen = [t for t in tables if row is not None and t.target_oid == row[1]]
         if not chosen:
             names = ", ".join(sorted({t.target for t in tables})) or "none"
@@ -325,9 +332,7 @@ def _parse_cursor(text: str | None) -> dict[int, int]:
     return {int(a): int(b) for a, b in (part.split(".") for part in text.split("-"))}
 
 
-def page(
-    conn: Connection, filters: Filters, before: str | None = None, limit: int = 50
-) -> Page:
+def page(conn: Connection, filters: Filters, before: str | None = None, limit: int = 50) -> Page:
     """One page of the filtered history, newest first, with diffs and contexts.
 
     Keyset pagination: ``before`` holds, per event table, the last ``pgh_id`` already
@@ -343,7 +348,11 @@ def page(
         if table.oid in positions:
             where = sql.SQL("{} AND pgh_id < %s::bigint").format(where)
             params.append(positions[table.oid])
-        obj = sql.SQL("{}::text").format(sql.Identifier(table.obj_field)) if table.obj_field else sql.SQL("NULL::text")
+        obj = (
+            sql.SQL("{}::text").format(sql.Identifier(table.obj_field))
+            if table.obj_field
+            else sql.SQL("NULL::text")
+        )
         rows = conn.execute(
             sql.SQL(
                 "SELECT pgh_created_at, pgh_id, {obj} FROM {table} WHERE {where}"
@@ -355,7 +364,7 @@ def page(
     # Merge the streams newest first; each stream is consumed as a prefix, so the positions
     # below resume exactly where this page stops.
     merged = heapq.merge(*streams, key=lambda item: (item[0], item[1], item[2]), reverse=True)
-    keys = []
+    keys: list[tuple[datetime.datetime, int, int, str | None]] = []
     for item in merged:
         if len(keys) == limit:
             break
@@ -434,9 +443,7 @@ def overview(conn: Connection) -> list[dict[str, Any]]:
         exact = estimate < EXACT_BELOW
         if exact:
             events, objects = conn.execute(
-                sql.SQL("SELECT count(*), count(DISTINCT {}) FROM {}").format(
-                    obj, table.identifier
-                )
+                sql.SQL("SELECT count(*), count(DISTINCT {}) FROM {}").format(obj, table.identifier)
             ).fetchone() or (0, 0)
         else:
             events = estimate
@@ -446,14 +453,14 @@ def overview(conn: Connection) -> list[dict[str, Any]]:
                 else int(distinct if distinct > 0 else -distinct * estimate)
             )
         first = conn.execute(
-            sql.SQL(
-                "SELECT pgh_id, pgh_created_at FROM {} ORDER BY pgh_id LIMIT 1"
-            ).format(table.identifier)
+            sql.SQL("SELECT pgh_id, pgh_created_at FROM {} ORDER BY pgh_id LIMIT 1").format(
+                table.identifier
+            )
         ).fetchone()
         last = conn.execute(
-            sql.SQL(
-                "SELECT pgh_id, pgh_created_at FROM {} ORDER BY pgh_id DESC LIMIT 1"
-            ).format(table.identifier)
+            sql.SQL("SELECT pgh_id, pgh_created_at FROM {} ORDER BY pgh_id DESC LIMIT 1").format(
+                table.identifier
+            )
         ).fetchone()
         times: list[datetime.datetime] = []
         step = 1
@@ -464,8 +471,8 @@ def overview(conn: Connection) -> list[dict[str, Any]]:
                 row[0]
                 for row in conn.execute(
                     sql.SQL(
-                        "SELECT pgh_created_at FROM {} WHERE pgh_id = ANY"
-                        " (ARRAY(SELECT pg_catalog.generate_series(%s::bigint, %s::bigint, %s::bigint)))"
+                        "SELECT pgh_created_at FROM {} WHERE pgh_id = ANY (ARRAY("
+                        "SELECT pg_catalog.generate_series(%s::bigint, %s::bigint, %s::bigint)))"
                     ).format(table.identifier),
                     (first[0], last[0], step),
                 )
@@ -566,9 +573,10 @@ def export_rows(conn: Connection, filters: Filters, batch: int = 2000) -> Iterat
         else sql.Identifier(c)
         for c in EXPORT_COLUMNS
     )
+    # e.pgh_model: the regclass (as ORDER BY pghistory.events would), not the text column
     query = sql.SQL(
-        "SELECT {columns} FROM pghistory.events WHERE {where}"
-        " ORDER BY pgh_created_at, pgh_model, pgh_id"
+        "SELECT {columns} FROM pghistory.events e WHERE {where}"
+        " ORDER BY e.pgh_created_at, e.pgh_model, e.pgh_id"
     ).format(columns=columns, where=where)
     with conn.transaction(), conn.cursor(name="pghistory_export", row_factory=dict_row) as cur:
         cur.itersize = batch
@@ -619,6 +627,7 @@ def export(
     fmt: str,
     out: TextIO,
     progress: Callable[[int, float], None] | None = None,
+    *,
     every: int = 10_000,
 ) -> int:
     """Write the filtered events to ``out`` as ``csv`` or ``jsonl``; returns how many."""

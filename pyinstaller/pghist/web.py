@@ -211,11 +211,14 @@ class _TokenGate:
 # --- the application ------------------------------------------------------------------------
 
 
-def app(conninfo: str = "", *, token: str | None | _Generate = GENERATE) -> Starlette:
+def app(
+    conninfo: str = "", *, token: str | _Generate | None = GENERATE, page_size: int = PAGE_SIZE
+) -> Starlette:
     """The history browser as an ASGI application.
 
     ``token``: the secret every request must carry (default: a new random one, in
     ``app.state.token``); ``None`` turns the check off, for mounting behind your own auth.
+    ``page_size``: events per page of the filtered history.
     """
     env = _environment()
     pool = _Pool(conninfo)
@@ -243,6 +246,8 @@ def app(conninfo: str = "", *, token: str | None | _Generate = GENERATE) -> Star
                     f"The database cannot be reached: {_first_line(exc)}",
                     "This page works again as soon as the database is back; reload it.",
                 )
+            except psycopg.DataError as exc:  # e.g. an object id that is not of the key's type
+                return error(400, "Bad request", _first_line(exc))
             except psycopg.errors.InsufficientPrivilege as exc:
                 return error(403, "Not allowed", _first_line(exc))
             except psycopg.Error as exc:
@@ -271,7 +276,7 @@ def app(conninfo: str = "", *, token: str | None | _Generate = GENERATE) -> Star
         if fmt:
             return download(filters, fmt)
         before = request.query_params.get("before")
-        result = history.page(conn, filters, before, PAGE_SIZE)
+        result = history.page(conn, filters, before, page_size)
         return render(
             "events.html",
             filters=filters,
@@ -346,7 +351,9 @@ def app(conninfo: str = "", *, token: str | None | _Generate = GENERATE) -> Star
         )
 
     def not_found(request: Request, exc: Exception) -> Response:
-        return error(404, "Not found", f"no page {request.url.path!r}", "Start from the overview: /")
+        return error(
+            404, "Not found", f"no page {request.url.path!r}", "Start from the overview: /"
+        )
 
     def internal(request: Request, exc: Exception) -> Response:
         return error(500, "Internal error", f"{type(exc).__name__}: the request failed")
