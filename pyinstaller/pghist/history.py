@@ -16,7 +16,6 @@ import dataclasses
 import datetime
 import heapq
 import io
-import json
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -25,8 +24,6 @@ from typing import Any, TextIO
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
-
-from .core import json_default
 
 __all__ = [
     "EXPORT_COLUMNS",
@@ -37,9 +34,7 @@ __all__ = [
     "compare_versions",
     "event_tables",
     "export",
-    "export_rows",
-    "format_csv",
-    "format_jsonl",
+    "export_lines",
     "object_timeline",
     "overview",
     "page",
@@ -228,6 +223,8 @@ _CURSOR_RE = re.compile(r"^\d+\.\d+(-\d+\.\d+)*$")
 
 def _timestamp(name: str, text: str) -> datetime.datetime:
     value = text.strip()
+    if re.search(r"\d \d\d:\d\d$", value):
+        value = value[:-6] + "+" + value[-5:]  # a '+' of an offset that a URL turned into a space
     try:
         parsed = datetime.datetime.fromisoformat(
             value.replace(" ", "T", 1) if " " in value else value
@@ -560,65 +557,70 @@ def compare_versions(
 # --- exports -------------------------------------------------------------------------------------
 
 
-def export_rows(conn: Connection, filters: Filters, batch: int = 2000) -> Iterator[dict[str, Any]]:
-    """Every event the filters select, oldest first, from a server-side cursor.
+# How each column of pghistory.events is written: by the server, as text (JSON columns as JSON,
+# timestamps as JSON writes them, ISO 8601), so that the client only moves strings.
+_TEXT = {
+    "pgh_model": sql.SQL("e.pgh_model::text"),
+    "pgh_created_at": sql.SQL("pg_catalog.to_json(e.pgh_created_at) #>> '{}'"),
+    "pgh_obj_model": sql.SQL("e.pgh_obj_model::text"),
+}
 
-    Constant memory: the rows arrive ``batch`` at a time. The connection must not be in
-    autocommit mode's way: the cursor lives in a transaction opened here.
-    """
+
+def _export_query(filters: Filters, fmt: str) -> tuple[sql.Composed, list[object]]:
+    if fmt not in FORMATS:
+        raise FilterError(f"format={fmt!r} is not one of {', '.join(FORMATS)}")
     where, params = filters.events_where()
-    columns = sql.SQL(", ").join(
-        sql.SQL("{}::text").format(sql.Identifier(c))
-        if c in ("pgh_model", "pgh_obj_model")
-        else sql.Identifier(c)
-        for c in EXPORT_COLUMNS
-    )
-    # e.pgh_model: the regclass (as ORDER BY pghistory.events would), not the text column
+    if fmt == "csv":
+        columns: sql.Composable = sql.SQL(", ").join(
+            _TEXT.get(c, sql.SQL("e.{}::text").format(sql.Identifier(c))) for c in EXPORT_COLUMNS
+        )
+    else:
+        # one JSON object per row, keys in the view's order, built by the server
+        columns = sql.SQL("pg_catalog.json_build_object({})::text").format(
+            sql.SQL(", ").join(
+                sql.SQL("{}, {}").format(
+                    sql.Literal(c),
+                    sql.SQL("e.{}::text" if c in ("pgh_model", "pgh_obj_model") else "e.{}").format(
+                        sql.Identifier(c)
+                    ),
+                )
+                for c in EXPORT_COLUMNS
+            )
+        )
+    # e.pgh_model: the regclass (as ORDER BY pghistory.events would), not a text column
     query = sql.SQL(
         "SELECT {columns} FROM pghistory.events e WHERE {where}"
         " ORDER BY e.pgh_created_at, e.pgh_model, e.pgh_id"
     ).format(columns=columns, where=where)
-    with conn.transaction(), conn.cursor(name="pghistory_export", row_factory=dict_row) as cur:
-        cur.itersize = batch
-        cur.execute(query, params)
-        yield from cur
+    return query, params
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, default=json_default, ensure_ascii=False)
-
-
-def format_csv(rows: Iterable[Mapping[str, Any]], header: bool = True) -> Iterator[str]:
-    """CSV text, a chunk per row: JSON columns as JSON, timestamps in ISO 8601."""
+def export_lines(conn: Connection, filters: Filters, fmt: str, batch: int = 5000) -> Iterator[str]:
+    """The filtered events as ``csv`` (a header line, then a line per event) or ``jsonl``,
+    oldest first, read from a server-side cursor ``batch`` rows at a time: constant memory
+    whatever the history's size. The cursor lives in a transaction opened here.
+    """
+    query, params = _export_query(filters, fmt)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    if header:
-        writer.writerow(EXPORT_COLUMNS)
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    for row in rows:
-        writer.writerow(
-            [
-                ""
-                if row[c] is None
-                else _json(row[c])
-                if c in ("pgh_data", "pgh_diff", "pgh_context")
-                else row[c].isoformat()
-                if isinstance(row[c], datetime.datetime)
-                else str(row[c])
-                for c in EXPORT_COLUMNS
-            ]
-        )
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-
-
-def format_jsonl(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
-    """One JSON object per line, keys as in ``pghistory.events``."""
-    for row in rows:
-        yield _json({c: row[c] for c in EXPORT_COLUMNS}) + "\n"
+    with conn.transaction():
+        conn.execute("SET LOCAL jit = off")  # one long scan: compiling it does not pay
+        with conn.cursor(name="pghistory_export") as cur:
+            cur.itersize = batch
+            cur.execute(query, params)
+            if fmt == "jsonl":
+                for (line,) in cur:
+                    yield line + "\n"
+                return
+            writer.writerow(EXPORT_COLUMNS)
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            for row in cur:
+                writer.writerow(row)
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
 
 
 def export(
@@ -631,22 +633,14 @@ def export(
     every: int = 10_000,
 ) -> int:
     """Write the filtered events to ``out`` as ``csv`` or ``jsonl``; returns how many."""
-    if fmt not in FORMATS:
-        raise FilterError(f"format={fmt!r} is not one of {', '.join(FORMATS)}")
-    count = 0
+    count = -1 if fmt == "csv" else 0  # the CSV header is a line too
     started = time.monotonic()
-
-    def counted() -> Iterator[dict[str, Any]]:
-        nonlocal count
-        for row in export_rows(conn, filters):
-            count += 1
-            if progress is not None and count % every == 0:
-                progress(count, time.monotonic() - started)
-            yield row
-
-    chunks = format_csv(counted()) if fmt == "csv" else format_jsonl(counted())
-    for chunk in chunks:
-        out.write(chunk)
+    for line in export_lines(conn, filters, fmt):
+        out.write(line)
+        count += 1
+        if progress is not None and count > 0 and count % every == 0:
+            progress(count, time.monotonic() - started)
+    count = max(count, 0)
     if progress is not None:
         progress(count, time.monotonic() - started)
     return count

@@ -14,6 +14,8 @@ then a cookie.
 from __future__ import annotations
 
 import datetime
+import decimal
+import functools
 import hmac
 import json
 import secrets
@@ -39,6 +41,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 import psycopg
 from psycopg import pq
+from psycopg.types.json import set_json_loads
 
 from . import history
 from .history import FilterError, Filters
@@ -78,6 +81,8 @@ class _Pool:
         # No write path at all: every transaction of this session is read-only.
         conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
         conn.execute("SET jit = off")  # short queries; compiling them costs more than it saves
+        # numbers as recorded (59.90 stays 59.90, not the float 59.9)
+        set_json_loads(functools.partial(json.loads, parse_float=decimal.Decimal), conn)
         return conn
 
     def _put(self, conn: Connection) -> None:
@@ -131,6 +136,8 @@ def _value(value: Any) -> str:
         return "NULL"
     if isinstance(value, str):
         return value
+    if isinstance(value, decimal.Decimal):
+        return str(value)
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
@@ -295,9 +302,7 @@ def app(
         def chunks() -> Iterator[str]:
             # its own connection, held while the response streams
             with pool.connection(fresh=True) as conn:
-                rows = history.export_rows(conn, filters)
-                text = history.format_csv(rows) if fmt == "csv" else history.format_jsonl(rows)
-                yield from _batched(text)
+                yield from _batched(history.export_lines(conn, filters, fmt))
 
         media = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson"
         name = "pghistory-events." + fmt

@@ -5,6 +5,7 @@ pghistory.events, bad input (400), a database that goes away (503) and comes bac
 from __future__ import annotations
 
 import csv
+import datetime
 import html
 import io
 import json
@@ -54,12 +55,16 @@ def shop(db_dsn: str) -> str:
             """
         )
         with c.transaction():
-            c.execute("SELECT pghistory.set_context(%s)", (json.dumps({"user": "ann", "url": "/new"}),))
+            c.execute(
+                "SELECT pghistory.set_context(%s)", (json.dumps({"user": "ann", "url": "/new"}),)
+            )
             c.execute("INSERT INTO customer VALUES (1, 'ann'), (2, %s)", (XSS,))
             c.execute(
                 "INSERT INTO orders SELECT g, 1 + g % 2, 'new', g FROM generate_series(1, 60) g"
             )
-            c.execute("INSERT INTO order_line SELECT g, 1 + g % 59, 1 FROM generate_series(1, 90) g")
+            c.execute(
+                "INSERT INTO order_line SELECT g, 1 + g % 59, 1 FROM generate_series(1, 90) g"
+            )
         with c.transaction():
             c.execute("SELECT pghistory.set_context(%s)", (json.dumps({"user": XSS}),))
             c.execute("UPDATE orders SET status = 'paid' WHERE id <= 30")
@@ -171,12 +176,23 @@ def walk(client, url: str) -> list[str]:
         ("", "true", ()),
         ("table=orders", "pgh_obj_model = 'orders'::regclass", ()),
         ("table=orders&obj=5", "pgh_obj_model = 'orders'::regclass AND pgh_obj_id = '5'", ()),
-        ("table=orders&label=update", "pgh_obj_model = 'orders'::regclass AND pgh_label = 'update'", ()),
+        (
+            "table=orders&label=update",
+            "pgh_obj_model = 'orders'::regclass AND pgh_label = 'update'",
+            (),
+        ),
         ("label=insert", "pgh_label = 'insert'", ()),
         ("context=user:ann", "pgh_context->>'user' = 'ann'", ()),
-        ("context=user:ann&context=url:/new", "pgh_context @> '{\"user\": \"ann\", \"url\": \"/new\"}'", ()),
-        ("context=user:" + XSS.replace("<", "%3C").replace(">", "%3E").replace("'", "%27"),
-         "pgh_context->>'user' = %s", (XSS,)),
+        (
+            "context=user:ann&context=url:/new",
+            'pgh_context @> \'{"user": "ann", "url": "/new"}\'',
+            (),
+        ),
+        (
+            "context=user:" + XSS.replace("<", "%3C").replace(">", "%3E").replace("'", "%27"),
+            "pgh_context->>'user' = %s",
+            (XSS,),
+        ),
         ("table=link", "pgh_obj_model = 'link'::regclass", ()),
     ],
 )
@@ -198,7 +214,8 @@ def test_time_range(client, shop: str) -> None:
     since, until = times[1], times[-1]
     shown = walk(
         client,
-        "/events?" + urllib.parse.urlencode({"since": since.isoformat(), "until": until.isoformat()}),
+        "/events?"
+        + urllib.parse.urlencode({"since": since.isoformat(), "until": until.isoformat()}),
     )
     expected = [e["pgh_slug"] for e in all_events if since <= e["pgh_created_at"] < until]
     assert sorted(shown) == sorted(expected) and expected
@@ -225,8 +242,14 @@ def test_diffs_and_context_links(client) -> None:
 
 
 def test_values_are_escaped(client) -> None:
-    for url in ("/", "/events", "/events?table=customer", "/object?table=orders&obj=5",
-                "/object?table=customer&obj=2", "/events?context=user:" + XSS):
+    for url in (
+        "/",
+        "/events",
+        "/events?table=customer",
+        "/object?table=orders&obj=5",
+        "/object?table=customer&obj=2",
+        "/events?context=user:" + XSS,
+    ):
         text = client.get(url).text
         assert "<script>" not in text, url
     assert "&lt;script&gt;" in client.get("/events?table=customer").text
@@ -235,8 +258,12 @@ def test_values_are_escaped(client) -> None:
 def test_object_timeline_merges_related_events(client, shop: str) -> None:
     text = client.get("/object?table=orders&obj=5").text
     with psycopg.connect(shop) as c:
-        related = [r[0] for r in c.execute(
-            "SELECT pgh_slug FROM pghistory.related_events('orders', '5')").fetchall()]
+        related = [
+            r[0]
+            for r in c.execute(
+                "SELECT pgh_slug FROM pghistory.related_events('orders', '5')"
+            ).fetchall()
+        ]
     assert slugs(text) == related  # oldest first, with its lines' events
     assert any("order_line_event:" in s for s in related)
     assert 'class="event related"' in text
@@ -262,7 +289,9 @@ def as_text(value) -> str:
     return str(value)
 
 
-@pytest.mark.parametrize("query", ["", "table=orders&label=update", "context=user:ann", "table=link"])
+@pytest.mark.parametrize(
+    "query", ["", "table=orders&label=update", "context=user:ann", "table=link"]
+)
 def test_downloads_equal_pghistory_events(client, shop: str, query: str) -> None:
     where = {
         "": "true",
@@ -280,6 +309,8 @@ def test_downloads_equal_pghistory_events(client, shop: str, query: str) -> None
         for column in history.EXPORT_COLUMNS:
             if column in ("pgh_data", "pgh_diff", "pgh_context"):
                 assert (json.loads(row[column]) if row[column] else None) == event[column]
+            elif column == "pgh_created_at":  # ISO 8601, as JSON writes timestamps
+                assert datetime.datetime.fromisoformat(row[column]) == event[column]
             else:
                 assert row[column] == as_text(event[column]), column
     response = client.get(f"/events?{query}&format=jsonl")
@@ -290,15 +321,35 @@ def test_downloads_equal_pghistory_events(client, shop: str, query: str) -> None
         assert line["pgh_data"] == event["pgh_data"] and line["pgh_diff"] == event["pgh_diff"]
         assert line["pgh_context"] == event["pgh_context"]
         assert line["pgh_model"] == str(event["pgh_model"]) and line["pgh_id"] == event["pgh_id"]
-        assert line["pgh_created_at"] == event["pgh_created_at"].isoformat()
+        assert datetime.datetime.fromisoformat(line["pgh_created_at"]) == event["pgh_created_at"]
+        assert line["pgh_context_id"] == (
+            str(event["pgh_context_id"]) if event["pgh_context_id"] else None
+        )
+        assert line["pgh_obj_id"] == event["pgh_obj_id"] and line["pgh_label"] == event["pgh_label"]
 
 
 def test_export_command(shop: str, tmp_path: Path) -> None:
     out = tmp_path / "orders.jsonl"
     result = subprocess.run(
-        [sys.executable, "-m", "pghist", "export", "orders", "--dsn", shop, "--format", "jsonl",
-         "--label", "update", "-o", str(out)],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pghist",
+            "export",
+            "orders",
+            "--dsn",
+            shop,
+            "--format",
+            "jsonl",
+            "--label",
+            "update",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     expected = events(shop, "pgh_obj_model = 'orders'::regclass AND pgh_label = 'update'")
@@ -307,9 +358,22 @@ def test_export_command(shop: str, tmp_path: Path) -> None:
     assert f"exported {len(expected):,} events" in result.stderr
     # to stdout as CSV, with a context filter
     result = subprocess.run(
-        [sys.executable, "-m", "pghist", "export", "--dsn", shop, "--format", "csv",
-         "--context", "user:ann"],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pghist",
+            "export",
+            "--dsn",
+            shop,
+            "--format",
+            "csv",
+            "--context",
+            "user:ann",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
@@ -324,7 +388,10 @@ def test_export_command(shop: str, tmp_path: Path) -> None:
     ):
         result = subprocess.run(
             [sys.executable, "-m", "pghist", "export", *args, "--dsn", shop, "--format", "csv"],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert result.returncode == 1
         assert needle in result.stderr and "Traceback" not in result.stderr
@@ -419,7 +486,9 @@ def test_import_pghist_does_not_import_the_web_framework() -> None:
         "sys.modules['starlette'] = None\n"
         "try:\n    import pghist.web\nexcept ImportError as e:\n    print(e)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert "pip install 'pghistory[web]'" in result.stdout
 
@@ -434,7 +503,9 @@ def test_serve_prints_its_url_and_guards_it(shop: str) -> None:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "pghist", "serve", "--dsn", shop, "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         url = process.stdout.readline().strip()
@@ -462,7 +533,10 @@ def test_web_benchmark_quick(pg_server) -> None:
         pytest.skip("the benchmark scripts are exercised once, on PostgreSQL 15")
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "web.py"), "--quick", "--pg", "15"],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
         env={**os.environ},
     )
     assert result.returncode == 0, result.stderr
