@@ -26,9 +26,9 @@ import psycopg
 import pytest
 
 pytest.importorskip("starlette", reason="pip install './pyinstaller[web]'")
+import pgserver
 from starlette.testclient import TestClient
 
-import pgserver
 from pghist import history, web
 
 ROOT = Path(__file__).resolve().parents[2]
