@@ -26,10 +26,10 @@ import psycopg
 import pytest
 
 pytest.importorskip("starlette", reason="pip install './pyinstaller[web]'")
-import pgserver
 from starlette.testclient import TestClient
 
 from pghist import history, web
+from tests import pgserver
 
 ROOT = Path(__file__).resolve().parents[2]
 XSS = "<script>alert('x')</script>"
