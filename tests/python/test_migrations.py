@@ -379,6 +379,47 @@ def test_alembic_offline_sql(
     assert """SELECT "pghistory"."sync"('orders'::regclass);""" in out
 
 
+def test_alembic_declared_table_missing(alembic_env: tuple[Config, Path]) -> None:
+    """A declared table that autogenerate may not create (include_object) and that is missing."""
+    config, directory = alembic_env
+    env = directory / "env.py"
+    env.write_text(
+        env.read_text().replace(
+            "connection=connection, target_metadata=target_metadata",
+            "connection=connection, target_metadata=target_metadata,\n"
+            "            include_object=lambda obj, name, kind, *_: name != 'orders',",
+        )
+    )
+    hand_written(config, "install pghistory", "op.install_pghistory()")
+    command.upgrade(config, "head")
+    with pytest.raises(CommandError, match=r"'orders' is declared tracked .* does not exist"):
+        revision(config, "missing")
+
+
+def test_alembic_condition_text_survives(
+    alembic_env: tuple[Config, Path], owned_db: OwnedDatabase
+) -> None:
+    """Colons and percent signs in a condition reach the server as written (online mode)."""
+    config, _ = alembic_env
+    hand_written(
+        config,
+        "notes",
+        """
+        op.install_pghistory()
+        op.create_table('notes', sa.Column('id', sa.Integer, primary_key=True),
+                        sa.Column('body', sa.Text))
+        op.track('notes', pghist.UpdateEvent(condition=pghist.Q(new__body='50% a:b')))
+        """,
+    )
+    command.upgrade(config, "head")
+    with owned_db.connect() as conn:
+        conn.execute("INSERT INTO notes VALUES (1, 'x'), (2, 'y')")
+        conn.execute("UPDATE notes SET body = '50% a:b' WHERE id = 1")
+        conn.execute("UPDATE notes SET body = 'z' WHERE id = 2")
+        rows = conn.execute("SELECT pgh_obj_id, body FROM notes_event").fetchall()
+    assert rows == [(1, "50% a:b")]
+
+
 def test_alembic_plugin_runs_once(alembic_env: tuple[Config, Path]) -> None:
     """Listed as an Alembic 1.18+ plugin too, the comparator still writes each operation once."""
     plugins = pytest.importorskip("alembic.runtime.plugins")
@@ -628,3 +669,31 @@ def test_import_pghist_pulls_in_no_framework() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_declare_on_a_mapped_class() -> None:
+    orm = pytest.importorskip("sqlalchemy.orm")
+    from sqlalchemy import Column, Integer
+
+    import pghist
+    import pghist.sqlalchemy
+
+    class Base(orm.DeclarativeBase):  # type: ignore[name-defined,misc]
+        pass
+
+    class Order(Base):
+        __tablename__ = "orders"
+        id = Column(Integer, primary_key=True)
+
+    assert pghist.sqlalchemy.track(Order, pghist.InsertEvent()) is Order
+    pghist.sqlalchemy.track(Order, pghist.DeleteEvent(), model_name="order_deletes")
+    pghist.sqlalchemy.track(Order, pghist.UpdateEvent())  # replaces the first declaration
+    declared = pghist.sqlalchemy.declarations(Order.__table__)
+    assert [(d.model_name, [type(t).__name__ for t in d.trackers]) for d in declared] == [
+        (None, ["UpdateEvent"]),
+        ("order_deletes", ["DeleteEvent"]),
+    ]
+    with pytest.raises(TypeError, match="unknown option 'feilds'"):
+        pghist.sqlalchemy.track(Order, feilds=["id"])
+    with pytest.raises(TypeError, match="takes a Table or a mapped class"):
+        pghist.sqlalchemy.track(object())
