@@ -370,12 +370,12 @@ def compare_tracking(
                 continue
             outcome = _dry_run(conn, op, schema, table.name, key in changed)
             if outcome is None:  # validated at upgrade time, after this migration's changes
-                op.reverse_op = _fresh_reverse(target, declaration, table.name)
-                new_ops.append(op)
-                continue
-            event_key, after_state = outcome
+                event_key = _expected_event_table(schema, table.name, declaration)
+                after_state = None
+            else:
+                event_key, after_state = outcome
             kept.add(event_key)
-            if before_state.get(event_key) == after_state:
+            if after_state is not None and before_state.get(event_key) == after_state:
                 continue
             previous = by_key.get(event_key)
             if previous is None:
@@ -422,6 +422,15 @@ def _leave_history_alone(
         return name is not None and (schema, name) in history
 
     upgrade_ops.ops[:] = [op for op in upgrade_ops.ops if not ours(op)]
+
+
+def _expected_event_table(
+    schema: str, table_name: str, declaration: Declaration
+) -> tuple[str, str]:
+    """Where a declaration's history goes, without asking the server (names under 63 bytes)."""
+    model_name = declaration.model_name or f"{table_name}_event"
+    event_schema, _, event_name = model_name.rpartition(".")
+    return (event_schema or schema, event_name)
 
 
 def _fresh_reverse(target: str, declaration: Declaration, table_name: str) -> UntrackOp:

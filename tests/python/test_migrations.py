@@ -420,6 +420,44 @@ def test_alembic_condition_text_survives(
     assert rows == [(1, "50% a:b")]
 
 
+def test_alembic_tracking_a_column_the_migration_adds(
+    alembic_env: tuple[Config, Path], owned_db: OwnedDatabase
+) -> None:
+    """The declaration names a column this migration adds: decided at upgrade, reversed exactly."""
+    config, directory = alembic_env
+    hand_written(config, "install pghistory", "op.install_pghistory()")
+    command.upgrade(config, "head")
+    revision(config, "orders")
+    command.upgrade(config, "head")
+    with owned_db.connect() as conn:  # a table tracked by hand, not in the metadata: left alone
+        conn.execute("CREATE TABLE legacy (id int PRIMARY KEY)")
+        conn.execute("SELECT pghistory.track('legacy')")
+    (directory / "models.py").write_text(
+        MODELS_V1.replace(
+            'Column("note", Text),', 'Column("note", Text),\n    Column("status", Text),'
+        ).replace('context_mode="json",', 'context_mode="json",\n    fields=["total", "status"],')
+    )
+    generated = revision(config, "status")
+    up, down = upgrade_body(generated), downgrade_body(generated)
+    assert "op.untrack(" not in up  # legacy: Alembic proposes drop_table, pghist says nothing
+    assert up.index("op.add_column(") < up.index("op.sync('orders')") < up.index("op.track(")
+    assert "fields=['total', 'status']" in up
+    assert "fields=" not in down and "pghist.Condition(" in down
+    command.upgrade(config, "head")
+    with owned_db.connect() as conn:
+        conn.execute("INSERT INTO orders VALUES (1, 10, 'a', 'new')")
+        [(status,)] = conn.execute("SELECT status FROM orders_event").fetchall()
+    assert status == "new"
+    command.downgrade(config, "-1")
+    [(fields, active)] = owned_db.rows(
+        "SELECT fields, active FROM pghistory.tracking WHERE target = 'orders'::regclass"
+    )
+    assert (fields, active) == (["id", "total", "note"], True)
+    with owned_db.connect() as conn:
+        conn.execute("UPDATE orders SET total = 1")
+        assert conn.execute("SELECT count(*) FROM orders_event").fetchone() == (2,)
+
+
 def test_alembic_plugin_runs_once(alembic_env: tuple[Config, Path]) -> None:
     """Listed as an Alembic 1.18+ plugin too, the comparator still writes each operation once."""
     plugins = pytest.importorskip("alembic.runtime.plugins")

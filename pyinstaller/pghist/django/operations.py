@@ -250,8 +250,8 @@ def _schema_models(operations: Sequence[Any]) -> list[str]:
             names += _schema_models(operation.database_operations)
         elif isinstance(operation, FieldOperation):
             names.append(operation.model_name_lower)
-        elif isinstance(operation, RenameModel):
-            names.append(operation.new_name_lower)
+        elif isinstance(operation, RenameModel):  # either name: the state is before or after
+            names += [operation.old_name_lower, operation.new_name_lower]
         elif isinstance(operation, AlterModelTable):
             names.append(operation.name_lower)
     return names
