@@ -120,3 +120,83 @@ COMMENT ON FUNCTION @extschema@.any_dont_change(text[], text[], boolean) IS
 COMMENT ON FUNCTION @extschema@.all_dont_change(text[]) IS 'Condition: none of these columns changed';
 COMMENT ON FUNCTION @extschema@.all_dont_change(text[], text[], boolean) IS
     'Condition: none of these columns (default: the tracked ones) changed';
+
+
+CREATE FUNCTION @extschema@._check_condition(p_target regclass, p_operation text, p_when text)
+    RETURNS void
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- A condition is a trigger WHEN clause (row level) or the WHERE of the generated INSERT ... SELECT
+-- (statement level); either way it must obey the rules of a WHEN clause. They are checked here
+-- with CREATE TRIGGER's own messages and SQLSTATEs, but without creating a trigger: PREPARE parses
+-- a query in which OLD and NEW are the table (it plans nothing and runs nothing).
+DECLARE
+    v_bare    text;
+    v_state   text;
+    v_message text;
+BEGIN
+    -- Subqueries: a subquery is "(" then SELECT, VALUES, TABLE or WITH, outside literals, quoted
+    -- names and comments (all reserved words, so never a column name there).
+    v_bare := regexp_replace(regexp_replace(regexp_replace(p_when, '''(?:[^'']|'''')*''', ' ', 'g'),
+                                            '"(?:[^"]|"")*"', ' ', 'g'),
+                             '--[^\n]*', ' ', 'g');
+    IF v_bare ~* '\(\s*(?:\(\s*)*(?:select|values|table|with)\M' THEN
+        RAISE EXCEPTION 'cannot use subquery in trigger WHEN condition' USING ERRCODE = 'feature_not_supported';
+    END IF;
+    -- Names, types, and no aggregates, window functions or set-returning functions: a JOIN
+    -- condition has those rules too, under another name.
+    BEGIN
+        EXECUTE format('PREPARE pghistory_condition_check AS SELECT FROM ONLY %1$s AS old JOIN ONLY %1$s AS new ON (%2$s)',
+                       p_target, p_when);
+        EXECUTE 'DEALLOCATE pghistory_condition_check';
+    EXCEPTION WHEN grouping_error OR windowing_error OR feature_not_supported OR datatype_mismatch THEN
+        GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
+        RAISE EXCEPTION '%', replace(replace(v_message, 'in JOIN conditions', 'in trigger WHEN conditions'),
+                                     'argument of JOIN/ON', 'argument of WHEN')
+            USING ERRCODE = v_state;
+    END;
+    -- An insert has no OLD row, a delete no NEW row.
+    IF p_operation IN ('insert', 'insert_or_update', 'delete') THEN
+        BEGIN
+            EXECUTE format('PREPARE pghistory_condition_check AS SELECT FROM ONLY %s AS %s WHERE (%s)',
+                           p_target, CASE WHEN p_operation = 'delete' THEN 'old' ELSE 'new' END, p_when);
+            EXECUTE 'DEALLOCATE pghistory_condition_check';
+        EXCEPTION WHEN undefined_table THEN
+            RAISE EXCEPTION '%', CASE WHEN p_operation = 'delete' THEN 'DELETE trigger''s WHEN condition cannot reference NEW values'
+                                      ELSE 'INSERT trigger''s WHEN condition cannot reference OLD values' END
+                USING ERRCODE = 'invalid_object_definition';
+        END;
+    END IF;
+END
+$function$;
+
+
+CREATE FUNCTION @extschema@._with_condition(p_target regclass, p_label text, p_operation text, p_when text, p_sql text)
+    RETURNS void
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Run p_sql (the check of a condition, or the CREATE TRIGGER ... WHEN that uses it) and report what
+-- is wrong with the condition as a pghistory error that names the tracker; the SQLSTATE stays
+-- PostgreSQL's.
+DECLARE
+    v_state   text;
+    v_message text;
+BEGIN
+    EXECUTE p_sql;
+EXCEPTION WHEN invalid_object_definition OR undefined_column OR undefined_table OR undefined_function
+               OR syntax_error OR datatype_mismatch OR undefined_object OR ambiguous_column THEN
+    GET STACKED DIAGNOSTICS v_state = RETURNED_SQLSTATE, v_message = MESSAGE_TEXT;
+    RAISE EXCEPTION 'pghistory: invalid condition for tracker "%" of %: %', p_label, p_target, v_message
+        USING ERRCODE = v_state,
+              DETAIL = format('Condition: %s', p_when),
+              HINT = CASE WHEN p_operation IN ('insert', 'insert_or_update')
+                          THEN 'A condition over OLD/NEW is a trigger WHEN clause; an insert has no OLD row.'
+                          WHEN p_operation = 'delete'
+                          THEN 'A condition over OLD/NEW is a trigger WHEN clause; a delete has no NEW row.'
+                          ELSE 'A condition is a trigger WHEN clause over OLD and NEW columns; qualify functions with their schema.' END;
+END
+$function$;
