@@ -18,7 +18,9 @@ CREATE TABLE @extschema@._event_table (
     level            text NOT NULL CHECK (level IN ('auto', 'row', 'statement')),
     partition_by     text CHECK (partition_by IN ('day', 'week', 'month')),   -- NULL: not partitioned
     trigger_function regprocedure,             -- NULL while untracked
-    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now()
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    generated_by     text,                     -- the pghistory version that generated trigger_function
+    generated_for    text[]                    -- {target, event_table} as named in that code
 );
 CREATE INDEX ON @extschema@._event_table (target);
 
@@ -27,9 +29,11 @@ CREATE TABLE @extschema@._tracker (
     target       regclass NOT NULL,
     label        text NOT NULL,
     event_table  regclass NOT NULL REFERENCES @extschema@._event_table ON DELETE CASCADE,
-    operation    text NOT NULL,
-    snapshot     text NOT NULL,
-    timing       text,
+    operation    text NOT NULL
+                 CONSTRAINT _tracker_operation_check
+                 CHECK (operation IN ('insert', 'update', 'delete', 'insert_or_update', 'truncate', 'manual')),
+    snapshot     text NOT NULL CONSTRAINT _tracker_snapshot_check CHECK (snapshot IN ('old', 'new')),
+    timing       text CONSTRAINT _tracker_timing_check CHECK (timing IN ('after', 'before')),   -- NULL for manual
     condition    text,                         -- as given (helper tokens unexpanded)
     trigger_when text,                         -- the expanded WHEN clause, NULL for always
     trigger_name name,                         -- NULL for manual trackers

@@ -491,7 +491,10 @@ BEGIN
     IF v_owner <> current_user::regrole THEN
         EXECUTE format('ALTER FUNCTION %s OWNER TO %s', v_event.trigger_function, v_owner);
     END IF;
-    UPDATE @extschema@._event_table e SET trigger_function = v_event.trigger_function WHERE e.event_table = v_event.event_table;
+    UPDATE @extschema@._event_table e
+    SET (trigger_function, generated_by, generated_for)
+        = (v_event.trigger_function, @extschema@.version(), ARRAY[track.target::text, v_event.event_table::text])
+    WHERE e.event_table = v_event.event_table;
     PERFORM @extschema@._create_triggers(v_event);
     PERFORM set_config('pghistory.busy', '', true);
     RETURN v_event.event_table;

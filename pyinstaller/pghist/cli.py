@@ -270,11 +270,11 @@ def cmd_sync(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_verify(args: argparse.Namespace, out: TextIO) -> int:
     with connect(args.dsn) as conn:
-        rows = core.verify(conn)
+        rows = core.verify(conn, args.kind)
     if args.json:
         dump_json(rows, out)
     elif rows:
-        out.write(format_table(rows, ["target", "event_table", "problem"]))
+        out.write(format_table(rows, ["target", "event_table", "problem", "kind"]))
     if not rows:
         return 0
     count = len(rows)
@@ -516,6 +516,13 @@ def build_parser() -> argparse.ArgumentParser:
         "list what would let history be lost, forged or bypassed; exit status 1 if anything",
     )
     sub.add_argument("--json", action="store_true", help="JSON output")
+    sub.add_argument(
+        "--kind",
+        action="append",
+        metavar="KIND",
+        help="only problems of this kind (repeatable): trigger_missing, trigger_disabled, "
+        "stale_code, column_mismatch, column_added, privilege, events_view, append_only_guard",
+    )
 
     sub = command(
         "sync", cmd_sync, "follow schema changes of tracked tables (TABLE, else all you own)"

@@ -258,16 +258,21 @@ def sync(conn: Any, table: str | None = None) -> Steps[None]:
 
 
 @dual
-def verify(conn: Any) -> Steps[list[dict[str, Any]]]:
+def verify(conn: Any, kinds: Sequence[str] | None = None) -> Steps[list[dict[str, Any]]]:
     """Problems that would let history be lost, forged or bypassed; ``[]`` when all is well.
 
     One dict per problem (a disabled or missing trigger, a column out of step, a role
     that may rewrite history, an append-only guard switched off): ``target``,
-    ``event_table`` (names as text) and ``problem``.
+    ``event_table`` (names as text), ``problem`` (what to do, in words) and ``kind``, a
+    stable code to filter on (``trigger_missing``, ``trigger_disabled``, ``stale_code``,
+    ``column_mismatch``, ``column_added``, ``privilege``, ``events_view``,
+    ``append_only_guard``). ``kinds`` keeps only those kinds.
     """
     answer = yield Execute(
-        "SELECT target::text AS target, event_table::text AS event_table, problem"
-        " FROM pghistory.verify() ORDER BY 1, 2, 3",
+        "SELECT target::text AS target, event_table::text AS event_table, problem, kind"
+        " FROM pghistory.verify() WHERE %s::text[] IS NULL OR kind = ANY (%s::text[])"
+        " ORDER BY 1, 2, 3",
+        [None if kinds is None else list(kinds)] * 2,
         dicts=True,
     )
     rows: list[dict[str, Any]] = answer.rows

@@ -445,6 +445,7 @@ def test_sync_and_verify(make_database: Any, capsys: pytest.CaptureFixture[str])
                 "target": "stock",
                 "event_table": event_table,
                 "problem": 'trigger pghistory_insert of tracker "insert" is disabled',
+                "kind": "trigger_disabled",
             }
         ]
         status, out, err = run_main(capsys, "verify", "--dsn", dsn)
@@ -454,6 +455,7 @@ def test_sync_and_verify(make_database: Any, capsys: pytest.CaptureFixture[str])
             "target",
             "event_table",
             "problem",
+            "kind",
         ]
         assert "pghistory_insert" in lines[2]
         assert "disabled" in lines[2]
@@ -464,6 +466,17 @@ def test_sync_and_verify(make_database: Any, capsys: pytest.CaptureFixture[str])
         assert [row["problem"] for row in json.loads(result.stdout)] == [
             'trigger pghistory_insert of tracker "insert" is disabled'
         ]
+        # filtered by kind: what is not asked for is not a problem here
+        assert pghist.verify(c, ["trigger_missing", "privilege"]) == []
+        assert [row["kind"] for row in pghist.verify(c, ["trigger_disabled"])] == [
+            "trigger_disabled"
+        ]
+        status, out, err = run_main(capsys, "verify", "--dsn", dsn, "--kind", "trigger_missing")
+        assert (status, out, err) == (0, "", "")
+        status, out, err = run_main(
+            capsys, "verify", "--dsn", dsn, "--kind", "privilege", "--kind", "trigger_disabled"
+        )
+        assert status == 1 and "trigger_disabled" in out
         c.execute("ALTER TABLE stock ENABLE TRIGGER pghistory_insert")
         assert pghistory_cmd("verify", "--dsn", dsn).returncode == 0
 
