@@ -8,6 +8,7 @@ source that rebuilds them (a migration file), and the tracking a database holds 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -199,11 +200,37 @@ def call_source(name: str, args: Sequence[object], options: Mapping[str, Any]) -
 # --- the tracking a database holds, as trackers again ------------------------------------
 
 
+_TOKEN = re.compile(r"/\*pghistory:(\w+) (\{.*\})\*/\Z", re.S)
+_CHANGES: dict[str, type[c._Change]] = {
+    "any_change": c.AnyChange,
+    "all_change": c.AllChange,
+    "any_dont_change": c.AnyDontChange,
+    "all_dont_change": c.AllDontChange,
+}
+
+
+def condition_from_text(text: str) -> c.BaseCondition:
+    """A stored condition: ``AnyChange(...)`` and friends when it is exactly their placeholder
+    (which they rebuild to the same text), else ``Condition(text)``."""
+    match = _TOKEN.match(text)
+    kind = _CHANGES.get(match.group(1)) if match else None
+    if match is None or kind is None:
+        return c.Condition(text)
+    try:
+        spec = json.loads(match.group(2))
+        fields = [str(name) for name in spec["fields"]]
+        exclude = [str(name) for name in spec["exclude"]]
+        exclude_auto = bool(spec["exclude_auto"])
+    except (ValueError, KeyError, TypeError):
+        return c.Condition(text)
+    return kind(*fields, exclude=exclude or None, exclude_auto=exclude_auto)
+
+
 def tracker_from_row(
     label: str, operation: str, snapshot: str | None, timing: str | None, condition: str | None
 ) -> t.Tracker:
     """The tracker that ``pghistory._tracker`` row describes, in its most readable class."""
-    cond = None if condition is None else c.Condition(condition)
+    cond = None if condition is None else condition_from_text(condition)
     if operation == "manual":
         return t.ManualEvent(label)
     if operation == "truncate":

@@ -709,6 +709,33 @@ def test_import_pghist_pulls_in_no_framework() -> None:
     assert result.stdout.strip() == ""
 
 
+def test_stored_conditions_read_back_as_helpers(conn: psycopg.Connection[Any]) -> None:
+    """A downgrade rebuilds trackers from the registry: a helper's placeholder reads as the helper,
+    which the server turns into the very same text again."""
+    from pghist import _migrations
+
+    for call, source in [
+        ("pghistory.any_change('a', 'b')", "pghist.AnyChange('a', 'b')"),
+        ("pghistory.all_dont_change(exclude => ARRAY['c'])", "pghist.AllDontChange(exclude=['c'])"),
+        ("pghistory.any_change(exclude_auto => true)", "pghist.AnyChange(exclude_auto=True)"),
+    ]:
+        [(text,)] = conn.execute(f"SELECT {call}").fetchall()
+        tracker = _migrations.tracker_from_row("update", "update", "new", "after", text)
+        assert _migrations.python_source(tracker) == f"pghist.UpdateEvent(condition={source})"
+        assert tracker.condition is not None
+        again = tracker.condition.as_sql()
+        [(rebuilt,)] = conn.execute(
+            sql.SQL("SELECT {}").format(again.query), again.params
+        ).fetchall()
+        assert rebuilt == text
+    mixed = "(OLD.a > 1) OR (/*pghistory:any_change {}*/)"
+    tracker = _migrations.tracker_from_row("update", "update", "new", "after", mixed)
+    assert (
+        _migrations.python_source(tracker)
+        == f"pghist.UpdateEvent(condition=pghist.Condition({mixed!r}))"
+    )
+
+
 def test_declare_on_a_mapped_class() -> None:
     orm = pytest.importorskip("sqlalchemy.orm")
     from sqlalchemy import Column, Integer
