@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import platform
 import statistics
 import sys
@@ -69,8 +70,21 @@ class Item(Base):
     qty: orm.Mapped[int]
 
 
-def make_app(url: sa.URL, variant: str) -> tuple[Callable[..., Any], sa.Engine]:
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def backend_cpu(pids: set[int]) -> float:
+    """CPU seconds (user + system) used so far by these server processes."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICK
+
+
+def make_app(url: sa.URL, variant: str, pids: set[int]) -> tuple[Callable[..., Any], sa.Engine]:
     engine = sa.create_engine(url, pool_size=2)
+    sa.event.listen(engine, "connect", lambda dbapi, record: pids.add(dbapi.info.backend_pid))
     if variant == "context":
         pghist.sqlalchemy.instrument(engine)
     app = flask.Flask(f"bench_{variant}")
@@ -108,9 +122,13 @@ def environ(kind: str) -> tuple[dict[str, Any], bytes]:
     return env, b""
 
 
-def run_requests(app: Callable[..., Any], kind: str, count: int) -> float:
-    """Mean microseconds per request over ``count`` requests."""
+def run_requests(
+    app: Callable[..., Any], kind: str, count: int, pids: set[int]
+) -> tuple[float, float]:
+    """Mean microseconds per request over ``count`` requests: elapsed, and CPU time of this
+    process plus the server processes serving it (what other load on the machine cannot inflate)."""
     base, body = environ(kind)
+    cpu = time.process_time() + backend_cpu(pids)
     start = time.perf_counter()
     for _ in range(count):
         env = dict(base)
@@ -121,7 +139,8 @@ def run_requests(app: Callable[..., Any], kind: str, count: int) -> float:
         close = getattr(result, "close", None)
         if close is not None:
             close()
-    return (time.perf_counter() - start) / count * 1e6
+    elapsed = (time.perf_counter() - start) / count * 1e6
+    return elapsed, (time.process_time() + backend_cpu(pids) - cpu) / count * 1e6
 
 
 def settings_of(conn: psycopg.Connection[Any]) -> dict[str, str]:
@@ -139,6 +158,7 @@ def main() -> int:
     args = parser.parse_args()
     rounds, count, warmup = (3, 20, 20) if args.quick else (args.rounds, args.requests, 300)
 
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     with pgserver.start(args.pg) as server:
         dsn = server.dsn()
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -158,19 +178,23 @@ def main() -> int:
             port=int(str(params["port"])),
             database=str(params["dbname"]),
         )
-        apps = {variant: make_app(url, variant) for variant in VARIANTS}
+        pids: dict[str, set[int]] = {variant: set() for variant in VARIANTS}
+        apps = {variant: make_app(url, variant, pids[variant]) for variant in VARIANTS}
         try:
-            for app, _ in apps.values():
+            for app, _ in apps.values():  # also opens each engine's connection
                 for kind in REQUESTS:
-                    run_requests(app, kind, warmup)
+                    run_requests(app, kind, warmup, set())
             times: dict[tuple[str, str], list[float]] = {
                 (v, k): [] for v in VARIANTS for k in REQUESTS
             }
+            cpus: dict[tuple[str, str], list[float]] = {key: [] for key in times}
             for round_no in range(rounds):
                 order = VARIANTS[round_no % 3 :] + VARIANTS[: round_no % 3]
                 for kind in REQUESTS:
                     for variant in order:
-                        times[variant, kind].append(run_requests(apps[variant][0], kind, count))
+                        elapsed, cpu = run_requests(apps[variant][0], kind, count, pids[variant])
+                        times[variant, kind].append(elapsed)
+                        cpus[variant, kind].append(cpu)
         finally:
             for _, engine in apps.values():
                 engine.dispose()
@@ -180,8 +204,8 @@ def main() -> int:
             ).fetchone()  # type: ignore[misc]
             (contexts,) = conn.execute("SELECT count(*) FROM pghistory.context").fetchone()  # type: ignore[misc]
 
-    def ratio(variant: str, kind: str) -> float:
-        pairs = zip(times[variant, kind], times["plain", kind], strict=True)
+    def ratio(data: dict[tuple[str, str], list[float]], variant: str, kind: str) -> float:
+        pairs = zip(data[variant, kind], data["plain", kind], strict=True)
         return statistics.median(v / p for v, p in pairs)
 
     print("# The ambient request context: cost per request (bench/app_context.py)")
@@ -193,32 +217,34 @@ def main() -> int:
         f" Python {platform.python_version()}, Flask {metadata.version('flask')},"
         f" SQLAlchemy {sa.__version__}, psycopg {psycopg.__version__};"
         f" WSGI calls in-process, {rounds} rounds x {count} requests per variant"
-        f"{' (--quick)' if args.quick else ''}"
+        f"{' (--quick)' if args.quick else ''}; load average before the run {load}"
     )
-    print()
-    print(
-        "| request | plain (us) | middleware (us) | context (us) | middleware / plain"
-        " | context / plain |"
-    )
-    print("|---|---|---|---|---|---|")
     labels = {
         "write": "POST /items: insert one row of a tracked table",
         "read": "GET /items/<id>: read one row (read-only transaction)",
     }
     results: dict[str, Any] = {"settings": settings, "rounds": rounds, "requests": count}
-    for kind in REQUESTS:
-        medians = {v: statistics.median(times[v, kind]) for v in VARIANTS}
-        line = (
-            f"| {labels[kind]} | {medians['plain']:.0f} | {medians['middleware']:.0f} |"
-            f" {medians['context']:.0f} | {ratio('middleware', kind):.3f} |"
-            f" {ratio('context', kind):.3f} |"
+    for name, data in (("elapsed", times), ("cpu", cpus)):
+        print()
+        print(
+            f"| request | {name}: plain (us) | middleware (us) | context (us)"
+            " | middleware / plain | context / plain |"
         )
-        print(line)
-        results[kind] = {
-            "median_us": medians,
-            "ratio_middleware": ratio("middleware", kind),
-            "ratio_context": ratio("context", kind),
-        }
+        print("|---|---|---|---|---|---|")
+        for kind in REQUESTS:
+            medians = {v: statistics.median(data[v, kind]) for v in VARIANTS}
+            ratios = {v: ratio(data, v, kind) for v in VARIANTS[1:]}
+            print(
+                f"| {labels[kind]} | {medians['plain']:.0f} | {medians['middleware']:.0f} |"
+                f" {medians['context']:.0f} | {ratios['middleware']:.3f} |"
+                f" {ratios['context']:.3f} |"
+            )
+            results[f"{kind}_{name}"] = {"median_us": medians, "ratios": ratios}
+    print()
+    print(
+        "elapsed: wall clock per request; cpu: CPU time per request of this process and of"
+        " the server processes serving the variant (other load on the machine does not count)"
+    )
     print()
     print(
         f"insert events: {events} ({with_context} with a context); context rows: {contexts}"
