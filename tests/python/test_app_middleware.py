@@ -383,3 +383,47 @@ def test_asgi_starlette_end_to_end(db_dsn: str, conn: psycopg.Connection[Any], n
         {"method": "POST", "url": "/notes", "user": "dee"},
         {"method": "GET", "url": "/notes/stream"},
     ]
+
+
+# --------------------------------------------------------------------------------------
+# SQLAlchemy: what a request that only reads sends (bench/app_context.py measures it)
+# --------------------------------------------------------------------------------------
+
+
+def settings_now(connection: sa.Connection) -> str | None:
+    """The transaction's context setting, read past SQLAlchemy's events (what was sent)."""
+    dbapi = connection.connection.dbapi_connection
+    assert dbapi is not None
+    row = dbapi.execute("SELECT current_setting('pghistory.context_id', true)").fetchone()
+    return row[0] if row else None
+
+
+def test_sqlalchemy_reads_send_nothing_writes_carry_it(
+    db_dsn: str, conn: psycopg.Connection[Any], notes: str
+) -> None:
+    conn.execute(
+        "CREATE OR REPLACE FUNCTION add_note(body text) RETURNS int LANGUAGE sql"
+        " AS $$ INSERT INTO note (body) VALUES (body) RETURNING id $$"
+    )
+    engine = sa.create_engine(sa_url(db_dsn, "psycopg"))
+    pghist.sqlalchemy.instrument(engine)
+    note = sa.table("note", sa.column("id"), sa.column("body"))
+    try:
+        with pghist.context(user="eve"), engine.begin() as c:
+            c.execute(sa.select(note.c.id, note.c.body).where(note.c.id == 1)).all()
+            c.execute(sa.text("SELECT id FROM note")).all()
+            assert settings_now(c) in (None, "")  # plain reads: nothing was sent
+            c.execute(sa.insert(note).values(body="written"))
+            assert settings_now(c)  # the write came with its context
+        # a SELECT calling a function may write: it carries the context
+        with pghist.context(user="fay"), engine.begin() as c:
+            c.execute(sa.select(sa.func.add_note("by function"))).scalar()
+        with pghist.context(user="gus"), engine.begin() as c:
+            c.execute(sa.text("SELECT add_note('by text')")).scalar()
+    finally:
+        engine.dispose()
+    assert [(e["pgh_data"]["body"], e["pgh_context"]) for e in pghist.events(conn, "note")] == [
+        ("written", {"user": "eve"}),
+        ("by function", {"user": "fay"}),
+        ("by text", {"user": "gus"}),
+    ]

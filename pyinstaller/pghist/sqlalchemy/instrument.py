@@ -2,10 +2,11 @@
 
 Hooks SQLAlchemy's own connection events (no monkey-patching). ``begin`` starts the
 bookkeeping of a transaction; ``before_cursor_execute`` puts the current scope on the
-transaction just before its first statement runs inside a scope (and again, merged, when a
-nested scope adds keys later in the same transaction). So ORM sessions, Core connections,
-bulk ``session.execute(update(...))`` and ``text()`` alike are covered, and a transaction
-that runs no statement in a scope sends nothing.
+transaction just before its first statement that may write runs inside a scope (and again,
+merged, when a nested scope adds keys later in the same transaction). So ORM sessions, Core
+connections, bulk ``session.execute(update(...))`` and ``text()`` alike are covered, and a
+transaction that runs no statement in a scope sends nothing, nor does one that only reads
+(plain SELECTs that call no function: they cannot write an event).
 
 Applying the context is one statement setting two transaction-local settings (see
 ``pghist._context``): nothing is written unless the transaction writes an event, so
@@ -15,6 +16,7 @@ the transaction (safe behind PgBouncer in transaction mode).
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -59,6 +61,15 @@ def _rollback_savepoint(conn: Connection, name: str, context: Any) -> None:
         state.stale = True
 
 
+_CALL = re.compile(r"(?<!%)\(")  # a parenthesis, other than a %(name)s placeholder's
+
+
+def _reads_only(statement: str) -> bool:
+    """A SELECT that calls no function (no parenthesis: ORM loads, plain Core selects) cannot
+    write an event, so the context waits for the transaction's next other statement."""
+    return statement.lstrip()[:6].upper() == "SELECT" and _CALL.search(statement) is None
+
+
 def _before_cursor_execute(  # noqa: PLR0917 (the event's signature)
     conn: Connection,
     cursor: Any,
@@ -73,6 +84,8 @@ def _before_cursor_execute(  # noqa: PLR0917 (the event's signature)
     state: _Transaction | None = conn.info.get(_KEY)
     if state is None or (state.scope is scope and not state.stale):
         return  # not in a transaction SQLAlchemy began (dialect set-up), or already applied
+    if _reads_only(statement):
+        return  # nothing to record yet: a read-only transaction sends nothing at all
     # One context per transaction: a nested scope's keys merge into it (as set_context()'s do).
     encoded = {**state.encoded, **scope.encoded}
     if state.context_id is not None and encoded == state.encoded and not state.stale:
