@@ -99,9 +99,7 @@ def test_email_changed_with_old_snapshot(conn: psycopg.Connection[Any], schema: 
     event_table = pghist.track(
         conn,
         f"{schema}.my_user",
-        pghist.UpdateEvent(
-            "email_changed", row=pghist.Old, condition=pghist.AnyChange("email")
-        ),
+        pghist.UpdateEvent("email_changed", row=pghist.Old, condition=pghist.AnyChange("email")),
         model_name=f"{schema}.user_email_history",
     )
     assert event_table.split(".")[-1] == "user_email_history"
@@ -413,9 +411,7 @@ def test_bad_snapshot(conn: psycopg.Connection[Any], schema: str) -> None:
 def test_condition_on_unknown_column(conn: psycopg.Connection[Any], schema: str) -> None:
     run(conn, schema, "CREATE TABLE q (id int PRIMARY KEY, a int)")
     with pytest.raises(errors.PghistoryError) as info:
-        pghist.track(
-            conn, f"{schema}.q", pghist.UpdateEvent(condition=pghist.Q(new__zzz=1))
-        )
+        pghist.track(conn, f"{schema}.q", pghist.UpdateEvent(condition=pghist.Q(new__zzz=1)))
     assert info.value.sqlstate == "42703"
 
 

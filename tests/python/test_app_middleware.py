@@ -16,10 +16,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import flask
-import pghist
-import pghist.asgi
-import pghist.sqlalchemy
-import pghist.wsgi
 import psycopg
 import pytest
 import sqlalchemy as sa
@@ -36,6 +32,11 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
 from werkzeug.test import Client
+
+import pghist
+import pghist.asgi
+import pghist.sqlalchemy
+import pghist.wsgi
 
 
 def sa_url(dsn: str, driver: str) -> sa.URL:

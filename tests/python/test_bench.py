@@ -6,13 +6,14 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
-def quick_run(pg_server, script: str) -> str:
+def quick_run(pg_server: Any, script: str) -> str:
     """The benchmark script's --quick output (run once, on PostgreSQL 15)."""
     if pg_server.version != 15:
         pytest.skip("the benchmark scripts are exercised once, on PostgreSQL 15")
@@ -27,13 +28,13 @@ def quick_run(pg_server, script: str) -> str:
     return result.stdout
 
 
-def test_read_benchmark_quick(pg_server) -> None:
+def test_read_benchmark_quick(pg_server: Any) -> None:
     output = quick_run(pg_server, "read.py")
     assert "| one object's history with diffs (pghistory.events) |" in output
     assert "| prune() one month |" in output
 
 
-def test_partitioned_benchmark_quick(pg_server) -> None:
+def test_partitioned_benchmark_quick(pg_server: Any) -> None:
     output = quick_run(pg_server, "partitioned.py")
     assert "| moving UPDATE (ms) |" in output
     # the moved rows are updates at the default level, deletes and inserts at row level

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from test_bench import quick_run
 
 
-def test_app_context_benchmark_quick(pg_server) -> None:
+def test_app_context_benchmark_quick(pg_server: Any) -> None:
     output = quick_run(pg_server, "app_context.py")
     assert "| POST /items: insert one row of a tracked table |" in output
     assert "| GET /items/<id>: read one row (read-only transaction) |" in output

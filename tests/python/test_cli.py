@@ -292,9 +292,7 @@ def test_install_and_uninstall(make_database: Any) -> None:
     result = pghistory_cmd("install", "--dsn", dsn, "--method", "script")
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
     with psycopg.connect(dsn, autocommit=True) as c:
-        assert pghist.installed(c) == pghist.installer.Installed(
-            "script", pghist.version(c)
-        )
+        assert pghist.installed(c) == pghist.installer.Installed("script", pghist.version(c))
     result = pghistory_cmd("install", "--dsn", dsn, "-v")
     assert result.returncode == 0
     assert "already installed" in result.stdout

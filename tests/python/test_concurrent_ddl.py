@@ -29,7 +29,9 @@ def test_alter_table_while_writing(db_dsn: str, level: str) -> None:
             " pghistory.delete_event(), level => %s)",
             (level,),
         )
-        (oid,) = conn.execute("SELECT 'busy'::regclass::oid").fetchone()
+        row = conn.execute("SELECT 'busy'::regclass::oid").fetchone()
+        assert row is not None
+        (oid,) = row
 
     stop = threading.Event()
     errors: list[BaseException] = []
@@ -48,11 +50,13 @@ def test_alter_table_while_writing(db_dsn: str, level: str) -> None:
                         "UPDATE {} SET a = a + 1 WHERE id = %s",
                     ):
                         while True:
-                            (schema, name) = w.execute(
+                            found = w.execute(
                                 "SELECT relnamespace::regnamespace::text, relname FROM pg_class"
                                 " WHERE oid = %s",
                                 (oid,),
                             ).fetchone()
+                            assert found is not None
+                            (schema, name) = found
                             try:
                                 w.execute(
                                     sql.SQL(statement).format(sql.Identifier(schema, name)), (i,)

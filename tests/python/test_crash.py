@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -12,7 +13,7 @@ from tests import pgserver
 
 
 @pytest.fixture(scope="module")
-def own_server(pg_server) -> Iterator[pgserver.PgServer]:
+def own_server(pg_server: Any) -> Iterator[pgserver.PgServer]:
     # A server of its own: this test kills it.
     server = pgserver.start(pg_server.version)
     try:

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import django
-import pghist
 import psycopg
 import pytest
 from django.conf import settings
@@ -24,6 +23,8 @@ from django.test import AsyncClient, Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import path
 from psycopg.conninfo import conninfo_to_dict
+
+import pghist
 
 BASE_MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -252,7 +253,7 @@ def test_raw_cursors_named_params_literal_percent_and_executemany(
 
 def test_streaming_body_writes_in_the_scope(db: psycopg.Connection[Any]) -> None:
     response = Client().get("/items/stream/")
-    assert b"".join(response.streaming_content) == b"start\nend\n"  # type: ignore[attr-defined]
+    assert b"".join(response.streaming_content) == b"start\nend\n"
     response.close()
     assert contexts(db) == [{"method": "GET", "url": "/items/stream/"}]
 
@@ -290,7 +291,8 @@ def test_async_view(db: psycopg.Connection[Any], user: Any) -> None:
         client = AsyncClient()
         await client.aforce_login(user)
         response = await client.post("/items/async/")
-        return response.status_code
+        status: int = response.status_code
+        return status
 
     assert asyncio.run(run()) == 200
     assert contexts(db) == [{"method": "POST", "url": "/items/async/", "user": user.pk}]

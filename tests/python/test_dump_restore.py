@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -15,12 +17,12 @@ COUNTS = """
 """
 
 
-def _tool(pg_server, name: str) -> str:
+def _tool(pg_server: Any, name: str) -> str:
     return str(Path(pg_server.bindir) / name) if pg_server.bindir else name
 
 
 @pytest.fixture
-def source(make_database) -> str:
+def source(make_database: Callable[..., str]) -> str:
     dsn = make_database("dump_source", extension=True)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE orders (id int PRIMARY KEY, status text, dropped int)")
@@ -40,7 +42,7 @@ def source(make_database) -> str:
     return dsn
 
 
-def _restore_and_check(pg_server, dump: Path, target: str, *extra: str) -> tuple:
+def _restore_and_check(pg_server: Any, dump: Path, target: str, *extra: str) -> tuple[Any, ...]:
     subprocess.run(
         [_tool(pg_server, "pg_restore"), "--no-owner", *extra, "-d", target, str(dump)],
         check=True,
@@ -48,6 +50,7 @@ def _restore_and_check(pg_server, dump: Path, target: str, *extra: str) -> tuple
     )
     with psycopg.connect(target, autocommit=True) as conn:
         counts = conn.execute(COUNTS).fetchone()
+        assert counts is not None
         conn.execute(
             "SELECT pghistory.sync()"
         )  # rebuilds what a restore cannot carry (the events view)
@@ -72,7 +75,9 @@ def _restore_and_check(pg_server, dump: Path, target: str, *extra: str) -> tuple
     return counts
 
 
-def test_whole_database_round_trip(pg_server, source: str, make_database, tmp_path: Path) -> None:
+def test_whole_database_round_trip(
+    pg_server: Any, source: str, make_database: Callable[..., str], tmp_path: Path
+) -> None:
     with psycopg.connect(source) as conn:
         expected = conn.execute(COUNTS).fetchone()
     dump = tmp_path / "whole.dump"
@@ -82,7 +87,7 @@ def test_whole_database_round_trip(pg_server, source: str, make_database, tmp_pa
 
 
 def test_data_only_round_trip_with_disabled_triggers(
-    pg_server, source: str, make_database, tmp_path: Path
+    pg_server: Any, source: str, make_database: Callable[..., str], tmp_path: Path
 ) -> None:
     with psycopg.connect(source) as conn:
         expected = conn.execute(COUNTS).fetchone()

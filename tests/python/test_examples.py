@@ -17,11 +17,12 @@ from types import ModuleType
 from typing import Any
 
 import httpx
-import pghist
 import psycopg
 import pytest
 import sqlalchemy as sa
 from psycopg.conninfo import conninfo_to_dict
+
+import pghist
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

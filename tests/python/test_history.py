@@ -348,9 +348,9 @@ def test_prune_errors(conn: psycopg.Connection[Any], schema: str) -> None:
     with pytest.raises(errors.UndefinedTable):
         pghist.prune(conn, f"{schema}.nope", keep_last=1)
     with pytest.raises(TypeError):
-        pghist.prune(conn, f"{schema}.item", older_than=90)  # type: ignore[arg-type]
+        pghist.prune(conn, f"{schema}.item", older_than=90)  # type: ignore[call-overload]
     with pytest.raises(TypeError):
-        pghist.prune(conn, f"{schema}.item", keep_last="3")  # type: ignore[arg-type]
+        pghist.prune(conn, f"{schema}.item", keep_last="3")  # type: ignore[call-overload]
 
 
 # --- backfill --------------------------------------------------------------------------

@@ -51,12 +51,12 @@ class OwnedDatabase:
 
     def scalar(self, query: str, *params: object) -> Any:
         with self.connect() as conn:
-            row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+            row = conn.execute(query, params).fetchone()
             return None if row is None else row[0]
 
     def rows(self, query: str, *params: object) -> list[tuple[Any, ...]]:
         with self.connect() as conn:
-            return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+            return conn.execute(query, params).fetchall()
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 import pytest
 
@@ -29,7 +31,7 @@ TRACKED = [
 ]
 
 
-def test_no_warnings_in_any_function(conn: psycopg.Connection, pg_server) -> None:
+def test_no_warnings_in_any_function(conn: psycopg.Connection, pg_server: Any) -> None:
     available = conn.execute(
         "SELECT count(*) FROM pg_available_extensions WHERE name = 'plpgsql_check'"
     ).fetchone()

@@ -9,6 +9,7 @@ pghistory.as_of() at that moment, which rebuilds it from the events alone.
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import psycopg
 import pytest
@@ -42,8 +43,10 @@ transaction = st.tuples(
 counter = itertools.count()
 
 
-def run(conn: psycopg.Connection, table: sql.Identifier, odd: sql.Identifier, op: tuple) -> None:
-    """One statement; the *_partition ones go to ``odd`` (the partition of odd ids, or the table)."""
+def run(
+    conn: psycopg.Connection, table: sql.Identifier, odd: sql.Identifier, op: tuple[str, Any]
+) -> None:
+    """One statement; the *_partition ones go to ``odd`` (the partition of odd ids or the table)."""
     kind, arg = op
     if kind.endswith("_partition"):
         table, kind = odd, kind.removesuffix("_partition")
@@ -81,7 +84,7 @@ def run(conn: psycopg.Connection, table: sql.Identifier, odd: sql.Identifier, op
 )
 @given(transactions=st.lists(transaction, min_size=1, max_size=6))
 def test_history_rebuilds_the_table_at_every_commit(
-    db_dsn: str, level: str, transactions: list
+    db_dsn: str, level: str, transactions: list[Any]
 ) -> None:
     name = f"prop_{level}_{next(counter)}"
     table = sql.Identifier(name)
@@ -120,7 +123,9 @@ def test_history_rebuilds_the_table_at_every_commit(
             conn.execute("ROLLBACK TO SAVEPOINT s" if rollback_savepoint else "RELEASE SAVEPOINT s")
             conn.execute("COMMIT" if commit else "ROLLBACK")
             rows = conn.execute(sql.SQL("SELECT * FROM {} ORDER BY id").format(table)).fetchall()
-            (moment,) = conn.execute("SELECT clock_timestamp()").fetchone()
+            row = conn.execute("SELECT clock_timestamp()").fetchone()
+            assert row is not None
+            (moment,) = row
             snapshots.append((moment, rows))
         for moment, rows in snapshots:
             rebuilt = conn.execute(

@@ -83,7 +83,9 @@ def test_many_threads_write_under_their_own_contexts(orders: str, db_dsn: str) -
 def test_another_session_cannot_reuse_a_context_id(orders: str, db_dsn: str) -> None:
     with psycopg.connect(db_dsn, autocommit=True) as a, psycopg.connect(db_dsn) as b:
         with a.transaction():
-            (ctx,) = a.execute('SELECT pghistory.set_context(\'{"user": "alice"}\')').fetchone()
+            row = a.execute('SELECT pghistory.set_context(\'{"user": "alice"}\')').fetchone()
+            assert row is not None
+            (ctx,) = row
             a.execute("INSERT INTO orders VALUES (1, 'x')")
         # Session b forges the raw setting with alice's id: its write is refused, nothing is merged.
         b.execute("SELECT set_config('pghistory.context_id', %s, true)", (str(ctx),))

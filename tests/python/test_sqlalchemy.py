@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -100,7 +100,7 @@ def test_orm_session(engine: sa.Engine, conn: psycopg.Connection[Any], orders: s
 def test_core_connection_and_text(
     engine: sa.Engine, conn: psycopg.Connection[Any], orders: str
 ) -> None:
-    table = Order.__table__
+    table = cast("sa.Table", Order.__table__)
     with pghist.context(user="core"):
         with engine.begin() as c:
             c.execute(sa.insert(table).values(id=1, total=1))
@@ -248,7 +248,7 @@ def test_unsupported_driver_is_refused_at_instrument_time(db_dsn: str) -> None:
     with pytest.raises(ValueError, match=r"sqlite\+pysqlite.*Hint: use PostgreSQL"):
         pghist.sqlalchemy.instrument(sa.create_engine("sqlite://"))
     with pytest.raises(TypeError, match="takes an Engine or an AsyncEngine"):
-        pghist.sqlalchemy.instrument(db_dsn)  # type: ignore[arg-type]
+        pghist.sqlalchemy.instrument(db_dsn)  # type: ignore[type-var]
 
 
 @pytest.mark.parametrize("driver", SYNC_DRIVERS)

@@ -129,10 +129,12 @@ def standby_setup(pg_server: Any, make_database: Any) -> Iterator[tuple[str, Sta
         admin.execute("INSERT INTO orders VALUES (1, 10)")
     standby = Standby(bindir, dsn)
     try:
-        wait_until(
-            lambda: psycopg.connect(standby.dsn, connect_timeout=2).close() or True,
-            "the standby to accept connections",
-        )
+
+        def accepts_connections() -> bool:
+            psycopg.connect(standby.dsn, connect_timeout=2).close()
+            return True
+
+        wait_until(accepts_connections, "the standby to accept connections")
         yield dsn, standby
     finally:
         standby.close()
@@ -171,19 +173,19 @@ def test_read_only_request_on_a_hot_standby(standby_setup: tuple[str, Standby]) 
     )
     engine = pghist.sqlalchemy.instrument(sa.create_engine(url))
     try:
-        with pghist.context(user="reader", url="/list"), engine.connect() as c:
-            assert c.execute(sa.text("SELECT count(*) FROM orders")).scalar() == 1
-            assert c.execute(
+        with pghist.context(user="reader", url="/list"), engine.connect() as sa_conn:
+            assert sa_conn.execute(sa.text("SELECT count(*) FROM orders")).scalar() == 1
+            assert sa_conn.execute(
                 sa.text("SELECT current_setting('pghistory.context_metadata')")
             ).scalar() == ('{"user": "reader", "url": "/list"}')
-            c.commit()
+            sa_conn.commit()
         # a write on the standby is refused by the server, as it would be without pghist
         with (
             pghist.context(user="writer"),
-            engine.connect() as c,
+            engine.connect() as sa_conn,
             pytest.raises(sa.exc.InternalError, match="read-only transaction"),
         ):
-            c.execute(sa.text("UPDATE orders SET total = 0"))
+            sa_conn.execute(sa.text("UPDATE orders SET total = 0"))
     finally:
         engine.dispose()
 

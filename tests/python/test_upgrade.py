@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -68,7 +70,7 @@ def versions() -> tuple[list[str], str]:
     return full, default.group(1)
 
 
-def catalog(dsn: str) -> list[tuple]:
+def catalog(dsn: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn) as conn:
         return conn.execute(CATALOG).fetchall()
 
@@ -93,7 +95,7 @@ def test_every_released_version_has_a_path_to_the_default() -> None:
 
 
 @pytest.mark.parametrize("start", versions()[0])
-def test_upgrade_gives_a_fresh_install(make_database, start: str) -> None:
+def test_upgrade_gives_a_fresh_install(make_database: Callable[..., str], start: str) -> None:
     _, default = versions()
     fresh = make_database("fresh")
     with psycopg.connect(fresh, autocommit=True) as conn:

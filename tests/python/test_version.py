@@ -24,9 +24,7 @@ CONTROL = REPO / "extension" / "pghistory.control"
 
 
 def control_version() -> str:
-    (version,) = re.findall(
-        r"^default_version\s*=\s*'(.+)'\s*$", CONTROL.read_text(), re.M
-    )
+    (version,) = re.findall(r"^default_version\s*=\s*'(.+)'\s*$", CONTROL.read_text(), re.M)
     return str(version)
 
 
@@ -39,7 +37,7 @@ def test_rule() -> None:
     assert package_version("1.2") == "1.2.0"
     assert package_version("1.2.3") == "1.2.3"
     assert package_version("2") == "2.0.0"
-    with pytest.raises(ValueError, match="'1.2beta'"):
+    with pytest.raises(ValueError, match=re.escape("'1.2beta'")):
         package_version("1.2beta")
     assert re.fullmatch(r"\d+\.\d+\.\d+", expected_package_version())
 
@@ -102,9 +100,7 @@ def test_sdist_and_its_wheel_carry_the_version(tmp_path: Path) -> None:
     sdist = tmp_path / f"pghistory-{version}.tar.gz"
     with tarfile.open(sdist) as archive:
         pkg_info = archive.extractfile(f"pghistory-{version}/PKG-INFO")
-        control = archive.extractfile(
-            f"pghistory-{version}/pghist/extension/pghistory.control"
-        )
+        control = archive.extractfile(f"pghistory-{version}/pghist/extension/pghistory.control")
         assert pkg_info is not None
         assert control is not None
         assert f"Version: {version}" in pkg_info.read().decode().splitlines()
@@ -129,6 +125,4 @@ def test_sdist_and_its_wheel_carry_the_version(tmp_path: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         metadata = archive.read(f"pghistory-{version}.dist-info/METADATA").decode()
         assert f"Version: {version}" in metadata.splitlines()
-        assert (
-            archive.read("pghist/extension/pghistory.control") == CONTROL.read_bytes()
-        )
+        assert archive.read("pghist/extension/pghistory.control") == CONTROL.read_bytes()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
@@ -130,7 +130,11 @@ def is_instrumented(engine: Engine | AsyncEngine) -> bool:
     return event.contains(_sync_engine(engine), "before_cursor_execute", _before_cursor_execute)
 
 
-def instrument(engine: Engine | AsyncEngine) -> Engine | AsyncEngine:
+# instrument() hands back what it was given, typed as given
+_AnyEngine = TypeVar("_AnyEngine", Engine, AsyncEngine)
+
+
+def instrument(engine: _AnyEngine) -> _AnyEngine:
     """Make every transaction of ``engine`` begun inside a ``pghist.context`` scope carry it.
 
     ``engine`` is an ``Engine`` or ``AsyncEngine`` on PostgreSQL with the psycopg (3, sync
