@@ -14,7 +14,9 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -23,11 +25,11 @@ uvicorn = pytest.importorskip("uvicorn", reason="pip install './pyinstaller[web]
 webdriver = pytest.importorskip(
     "selenium.webdriver", reason="pip install -r tests/requirements.txt"
 )
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
 
-from pghist import web
+from pghist import web  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "tests" / "results" / "browser"
 FLAGS = (
@@ -61,7 +63,8 @@ def shop(db_dsn: str) -> str:
         steps = [
             (
                 {"user": "ann", "url": "/signup"},
-                "INSERT INTO customer VALUES (1, 'Ann Lee', 'ann@example.com'), (2, 'Bob Ray', 'bob@example.com')",
+                "INSERT INTO customer VALUES (1, 'Ann Lee', 'ann@example.com'),"
+                " (2, 'Bob Ray', 'bob@example.com')",
             ),
             (
                 {"user": "ann", "url": "/checkout"},
@@ -69,7 +72,8 @@ def shop(db_dsn: str) -> str:
             ),
             (
                 {"user": "ann", "url": "/checkout"},
-                "INSERT INTO order_line VALUES (1, 1042, 'PEN-BLUE', 2), (2, 1042, 'INK-BLACK', 1), (3, 1043, 'PAD-A5', 3)",
+                "INSERT INTO order_line VALUES (1, 1042, 'PEN-BLUE', 2), (2, 1042, 'INK-BLACK', 1),"
+                " (3, 1043, 'PAD-A5', 3)",
             ),
             (
                 {"user": "support:carol", "reason": "customer call"},
@@ -103,7 +107,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def served(shop: str):
+def served(shop: str) -> Iterator[tuple[str, str]]:
     """The app served by a real uvicorn on a free local port: (base url, token)."""
     app = web.app(shop)
     port = free_port()
@@ -123,10 +127,11 @@ def served(shop: str):
 
 
 @pytest.fixture
-def browser(tmp_path: Path, pg_server):
+def browser(tmp_path: Path, pg_server: Any) -> Iterator[Any]:
     if pg_server.version != 15:
         pytest.skip(
-            "by design the real-browser test runs on PostgreSQL 15 only (same pages on every version)"
+            "by design the real-browser test runs on PostgreSQL 15 only"
+            " (same pages on every version)"
         )
     chromium = shutil.which("chromium")
     driver_path = shutil.which("chromedriver")
@@ -146,7 +151,7 @@ def browser(tmp_path: Path, pg_server):
         driver.quit()
 
 
-def shot(driver, name: str) -> Path:
+def shot(driver: Any, name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     assert driver.save_screenshot(str(path)), path
@@ -154,7 +159,7 @@ def shot(driver, name: str) -> Path:
     return path
 
 
-def test_overview_to_object_timeline_in_chromium(served, browser) -> None:
+def test_overview_to_object_timeline_in_chromium(served: Any, browser: Any) -> None:
     base, token = served
     # without the token: 401, nothing shown
     browser.get(f"{base}/events?table=orders")

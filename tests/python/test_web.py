@@ -19,7 +19,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import markupsafe
 import psycopg
@@ -76,12 +78,12 @@ def shop(db_dsn: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def application(shop: str):
+def application(shop: str) -> Any:
     return web.app(shop, token="secret-token", page_size=25)
 
 
 @pytest.fixture
-def client(application):
+def client(application: Any) -> Iterator[TestClient]:
     with TestClient(application) as c:
         c.get("/", params={"token": "secret-token"})  # sets the cookie
         yield c
@@ -91,7 +93,7 @@ def slugs(text: str) -> list[str]:
     return re.findall(r'<article class="event[^"]*" id="([^"]+)"', text)
 
 
-def events(dsn: str, where: str = "true", params: tuple = ()) -> list[dict]:
+def events(dsn: str, where: str = "true", params: Any = ()) -> list[dict[str, Any]]:
     with psycopg.connect(dsn) as c, c.cursor(row_factory=psycopg.rows.dict_row) as cur:
         cur.execute(
             f"SELECT * FROM pghistory.events WHERE {where}"
@@ -104,7 +106,7 @@ def events(dsn: str, where: str = "true", params: tuple = ()) -> list[dict]:
 # --- the token ----------------------------------------------------------------------------
 
 
-def test_every_page_needs_the_token(application) -> None:
+def test_every_page_needs_the_token(application: Any) -> None:
     with TestClient(application) as c:
         for path in ("/", "/events", "/events?format=csv", "/object?table=orders&obj=1", "/nope"):
             response = c.get(path)
@@ -126,7 +128,7 @@ def test_default_token_is_random(shop: str) -> None:
         assert c.get("/", params={"token": a.state.token}).status_code == 200
 
 
-def test_no_write_path(client, shop: str) -> None:
+def test_no_write_path(client: TestClient, shop: str) -> None:
     for method in ("post", "put", "delete", "patch"):
         assert getattr(client, method)("/events").status_code == 405
     # the sessions it opens are read-only
@@ -138,7 +140,7 @@ def test_no_write_path(client, shop: str) -> None:
 # --- pages --------------------------------------------------------------------------------
 
 
-def test_overview(client, shop: str) -> None:
+def test_overview(client: TestClient, shop: str) -> None:
     text = client.get("/").text
     for table, event_table in (
         ("customer", "customer_event"),
@@ -155,10 +157,12 @@ def test_overview(client, shop: str) -> None:
 
 def events_count(dsn: str, event_table: str) -> tuple[int]:
     with psycopg.connect(dsn) as c:
-        return c.execute(f"SELECT count(*) FROM {event_table}").fetchone()
+        row = c.execute(f"SELECT count(*) FROM {event_table}").fetchone()
+        assert row is not None
+        return (row[0],)
 
 
-def walk(client, url: str) -> list[str]:
+def walk(client: TestClient, url: str) -> list[str]:
     """Every event slug of a filtered view, following the 'Older events' links."""
     seen: list[str] = []
     while url:
@@ -196,7 +200,9 @@ def walk(client, url: str) -> list[str]:
         ("table=link", "pgh_obj_model = 'link'::regclass", ()),
     ],
 )
-def test_filtered_history_pages_through_everything(client, shop, query, where, params) -> None:
+def test_filtered_history_pages_through_everything(
+    client: TestClient, shop: str, query: str, where: str, params: Any
+) -> None:
     shown = walk(client, "/events?" + query)
     expected = events(shop, where, params)
     assert len(shown) == len(set(shown)), "an event shown twice"
@@ -208,7 +214,7 @@ def test_filtered_history_pages_through_everything(client, shop, query, where, p
         assert ids == sorted(ids, reverse=True)
 
 
-def test_time_range(client, shop: str) -> None:
+def test_time_range(client: TestClient, shop: str) -> None:
     all_events = events(shop)
     times = sorted({e["pgh_created_at"] for e in all_events})
     since, until = times[1], times[-1]
@@ -221,16 +227,18 @@ def test_time_range(client, shop: str) -> None:
     assert sorted(shown) == sorted(expected) and expected
 
 
-def test_pages_are_keyset(client) -> None:
+def test_pages_are_keyset(client: TestClient) -> None:
     first = client.get("/events?table=orders").text
     assert len(slugs(first)) == 25
-    older = html.unescape(re.search(r'rel="next" href="([^"]+)"', first).group(1))
+    link = re.search(r'rel="next" href="([^"]+)"', first)
+    assert link is not None
+    older = html.unescape(link.group(1))
     assert "before=" in older and "offset" not in older.lower()
     second = client.get(older).text
     assert not set(slugs(first)) & set(slugs(second))
 
 
-def test_diffs_and_context_links(client) -> None:
+def test_diffs_and_context_links(client: TestClient) -> None:
     text = client.get("/events?table=orders&obj=5").text
     # the update of status is shown old -> new, escaped
     assert '<td class="old">paid</td><td class="arrow">→</td><td class="new">' in text
@@ -241,7 +249,7 @@ def test_diffs_and_context_links(client) -> None:
     assert 'href="/object?table=orders&amp;obj=5"' in text
 
 
-def test_values_are_escaped(client) -> None:
+def test_values_are_escaped(client: TestClient) -> None:
     for url in (
         "/",
         "/events",
@@ -255,7 +263,7 @@ def test_values_are_escaped(client) -> None:
     assert "&lt;script&gt;" in client.get("/events?table=customer").text
 
 
-def test_object_timeline_merges_related_events(client, shop: str) -> None:
+def test_object_timeline_merges_related_events(client: TestClient, shop: str) -> None:
     text = client.get("/object?table=orders&obj=5").text
     with psycopg.connect(shop) as c:
         related = [
@@ -272,27 +280,29 @@ def test_object_timeline_merges_related_events(client, shop: str) -> None:
     own = [s for s in related if ".orders_event:" in s]
     chosen = client.get("/object", params={"table": "orders", "obj": "5", "a": own[0], "b": own[1]})
     assert chosen.status_code == 200
-    row = re.search(r"<td class=\"mono\">status</td>(.*?)</tr>", chosen.text).group(1)
+    status = re.search(r"<td class=\"mono\">status</td>(.*?)</tr>", chosen.text)
+    assert status is not None
+    row = status.group(1)
     assert "new" in row and "paid" in row
 
 
 # --- exports --------------------------------------------------------------------------------
 
 
-def as_text(value) -> str:
+def as_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dict | list):
         return json.dumps(value)
     if hasattr(value, "isoformat"):
-        return value.isoformat()
+        return str(value.isoformat())
     return str(value)
 
 
 @pytest.mark.parametrize(
     "query", ["", "table=orders&label=update", "context=user:ann", "table=link"]
 )
-def test_downloads_equal_pghistory_events(client, shop: str, query: str) -> None:
+def test_downloads_equal_pghistory_events(client: TestClient, shop: str, query: str) -> None:
     where = {
         "": "true",
         "table=orders&label=update": "pgh_obj_model = 'orders'::regclass AND pgh_label = 'update'",
@@ -420,14 +430,14 @@ def test_export_command(shop: str, tmp_path: Path) -> None:
         ("/object?table=orders&obj=5&a=customer_event:1", "is not a version of orders 5"),
     ],
 )
-def test_bad_input_is_a_400_page(client, url: str, needle: str) -> None:
+def test_bad_input_is_a_400_page(client: TestClient, url: str, needle: str) -> None:
     response = client.get(url)
     assert response.status_code == 400, response.text
     assert needle in response.text
     assert "Traceback" not in response.text and 'id="error"' in response.text
 
 
-def test_unknown_page_is_404(client) -> None:
+def test_unknown_page_is_404(client: TestClient) -> None:
     response = client.get("/admin")
     assert response.status_code == 404 and 'id="error"' in response.text
 
@@ -454,7 +464,7 @@ def test_reads_as_the_connecting_role(shop: str) -> None:
             c.execute("DROP ROLE web_reader")
 
 
-def test_database_down_is_a_503_and_recovers(pg_server) -> None:
+def test_database_down_is_a_503_and_recovers(pg_server: Any) -> None:
     server = pgserver.start(pg_server.version)
     try:
         with psycopg.connect(server.dsn(), autocommit=True) as c:
@@ -464,6 +474,7 @@ def test_database_down_is_a_503_and_recovers(pg_server) -> None:
             c.execute("INSERT INTO t VALUES (1, 'one')")
         with TestClient(web.app(server.dsn(), token=None)) as client:
             assert client.get("/events?table=t").status_code == 200
+            assert server._pg is not None
             server._pg.terminate(signal.SIGTERM)  # a clean shutdown: the database goes away
             for url in ("/", "/events?table=t", "/object?table=t&obj=1"):
                 response = client.get(url)
@@ -508,6 +519,7 @@ def test_serve_prints_its_url_and_guards_it(shop: str) -> None:
         text=True,
     )
     try:
+        assert process.stdout is not None
         url = process.stdout.readline().strip()
         assert re.fullmatch(rf"http://127\.0\.0\.1:{port}/\?token=[\w-]{{32,}}", url), url
         for _ in range(100):
@@ -528,7 +540,7 @@ def test_serve_prints_its_url_and_guards_it(shop: str) -> None:
         process.wait(timeout=20)
 
 
-def test_web_benchmark_quick(pg_server) -> None:
+def test_web_benchmark_quick(pg_server: Any) -> None:
     if pg_server.version != 15:
         pytest.skip("the benchmark scripts are exercised once, on PostgreSQL 15")
     result = subprocess.run(
