@@ -255,6 +255,14 @@ def app(
                 )
             except psycopg.DataError as exc:  # e.g. an object id that is not of the key's type
                 return error(400, "Bad request", _first_line(exc))
+            except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as exc:
+                return error(
+                    500,
+                    "pghistory is not installed",
+                    f"This database has no pghistory to read: {_first_line(exc)}",
+                    "Connect to the database whose history you want, or install it there:"
+                    " CREATE EXTENSION pghistory.",
+                )
             except psycopg.errors.InsufficientPrivilege as exc:
                 return error(403, "Not allowed", _first_line(exc))
             except psycopg.Error as exc:

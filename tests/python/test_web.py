@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -435,6 +435,15 @@ def test_bad_input_is_a_400_page(client: TestClient, url: str, needle: str) -> N
     assert response.status_code == 400, response.text
     assert needle in response.text
     assert "Traceback" not in response.text and 'id="error"' in response.text
+
+
+def test_database_without_pghistory(make_database: Callable[..., str]) -> None:
+    dsn = make_database()
+    with TestClient(web.app(dsn, token=None)) as client:
+        response = client.get("/")
+        assert response.status_code == 500
+        assert "pghistory is not installed" in response.text and "CREATE EXTENSION" in response.text
+        assert "Traceback" not in response.text
 
 
 def test_unknown_page_is_404(client: TestClient) -> None:
