@@ -30,6 +30,7 @@ ALTER TABLE @extschema@._tracker
 
 -- Functions: derived by tools/upgrade_script.py from the frozen and the built script.
 
+DROP FUNCTION @extschema@.set_context(jsonb);
 DROP FUNCTION @extschema@.verify();
 
 CREATE OR REPLACE FUNCTION @extschema@.version()
@@ -38,6 +39,61 @@ CREATE OR REPLACE FUNCTION @extschema@.version()
     IMMUTABLE
     SET search_path = pg_catalog, pg_temp
     RETURN '1.2';
+
+CREATE FUNCTION @extschema@.set_context(metadata jsonb, lazy boolean DEFAULT false)
+    RETURNS uuid
+    LANGUAGE plpgsql
+    VOLATILE
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Merge metadata into this transaction's context, starting one if none is active. As the extension
+-- owner, so that a new context's row is written here at once: a plain INSERT of a new id, where
+-- current_context_id() would validate the settings and upsert (bench/README.md, "Context").
+-- lazy => true writes nothing: only the transaction-local settings change, and the row is written
+-- by current_context_id() when the transaction records an event (the protocol of section 6, as
+-- pghist's Python side speaks it); so a transaction that writes no event may be read-only (a standby).
+DECLARE
+    v_id       uuid;
+    v_metadata text := metadata::text;
+    v_raw_id   text;
+BEGIN
+    IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
+        RAISE EXCEPTION 'pghistory: context metadata must be a JSON object, not %', coalesce(v_metadata, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass an object, e.g. pghistory.set_context(''{"user": 42}'').';
+    END IF;
+    IF lazy THEN
+        v_raw_id := current_setting('pghistory.context_id', true);
+        IF coalesce(v_raw_id, '') = '' THEN
+            v_id := gen_random_uuid();
+            PERFORM set_config('pghistory.context_id', v_id::text, true),
+                    set_config('pghistory.context_metadata', v_metadata, true);
+            RETURN v_id;
+        END IF;
+        -- Merged into the active context's settings; the next event records the merged metadata.
+        PERFORM set_config('pghistory.context_metadata',
+                           (coalesce(nullif(current_setting('pghistory.context_metadata', true), ''), '{}')::jsonb
+                            || metadata)::text, true);
+        RETURN v_raw_id::uuid;
+    END IF;
+    v_id := @extschema@.current_context_id();   -- validates settings a client may have set
+    IF v_id IS NULL THEN
+        v_id := gen_random_uuid();
+        INSERT INTO @extschema@.context (id, metadata) VALUES (v_id, metadata);
+        PERFORM set_config('pghistory.context_id', v_id::text, true),
+                set_config('pghistory.context_metadata', v_metadata, true),
+                set_config('pghistory.context_synced', v_id::text || ' ' || v_metadata, true);
+        RETURN v_id;
+    ELSE
+        PERFORM set_config('pghistory.context_metadata', (@extschema@.current_context() || metadata)::text, true);
+    END IF;
+    RETURN @extschema@.current_context_id();
+END
+$function$;
+
+COMMENT ON FUNCTION @extschema@.set_context(jsonb, boolean) IS
+    'Merge metadata (a JSON object) into the context of this transaction, starting one if needed; returns its id. lazy => true writes nothing until an event is recorded';
 
 CREATE FUNCTION @extschema@._check_condition(p_target regclass, p_operation text, p_when text)
     RETURNS void

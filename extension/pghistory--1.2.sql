@@ -204,7 +204,7 @@ COMMENT ON FUNCTION @extschema@.current_context() IS
     'The metadata of the context active in this transaction (NULL if none)';
 
 
-CREATE FUNCTION @extschema@.set_context(metadata jsonb)
+CREATE FUNCTION @extschema@.set_context(metadata jsonb, lazy boolean DEFAULT false)
     RETURNS uuid
     LANGUAGE plpgsql
     VOLATILE
@@ -214,14 +214,32 @@ AS $function$
 -- Merge metadata into this transaction's context, starting one if none is active. As the extension
 -- owner, so that a new context's row is written here at once: a plain INSERT of a new id, where
 -- current_context_id() would validate the settings and upsert (bench/README.md, "Context").
+-- lazy => true writes nothing: only the transaction-local settings change, and the row is written
+-- by current_context_id() when the transaction records an event (the protocol of section 6, as
+-- pghist's Python side speaks it); so a transaction that writes no event may be read-only (a standby).
 DECLARE
     v_id       uuid;
     v_metadata text := metadata::text;
+    v_raw_id   text;
 BEGIN
     IF metadata IS NULL OR jsonb_typeof(metadata) <> 'object' THEN
         RAISE EXCEPTION 'pghistory: context metadata must be a JSON object, not %', coalesce(v_metadata, 'NULL')
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Pass an object, e.g. pghistory.set_context(''{"user": 42}'').';
+    END IF;
+    IF lazy THEN
+        v_raw_id := current_setting('pghistory.context_id', true);
+        IF coalesce(v_raw_id, '') = '' THEN
+            v_id := gen_random_uuid();
+            PERFORM set_config('pghistory.context_id', v_id::text, true),
+                    set_config('pghistory.context_metadata', v_metadata, true);
+            RETURN v_id;
+        END IF;
+        -- Merged into the active context's settings; the next event records the merged metadata.
+        PERFORM set_config('pghistory.context_metadata',
+                           (coalesce(nullif(current_setting('pghistory.context_metadata', true), ''), '{}')::jsonb
+                            || metadata)::text, true);
+        RETURN v_raw_id::uuid;
     END IF;
     v_id := @extschema@.current_context_id();   -- validates settings a client may have set
     IF v_id IS NULL THEN
@@ -237,8 +255,8 @@ BEGIN
     RETURN @extschema@.current_context_id();
 END
 $function$;
-COMMENT ON FUNCTION @extschema@.set_context(jsonb) IS
-    'Merge metadata (a JSON object) into the context of this transaction, starting one if needed; returns its id';
+COMMENT ON FUNCTION @extschema@.set_context(jsonb, boolean) IS
+    'Merge metadata (a JSON object) into the context of this transaction, starting one if needed; returns its id. lazy => true writes nothing until an event is recorded';
 
 
 CREATE FUNCTION @extschema@.clear_context()

@@ -162,6 +162,15 @@ def test_read_only_request_on_a_hot_standby(standby_setup: tuple[str, Standby]) 
         )
         app.commit()
 
+    # SQL callers: set_context(..., lazy => true) runs there too (the eager form writes a row)
+    with psycopg.connect(standby.dsn) as app:
+        row = app.execute('SELECT pghistory.set_context(\'{"user": "sql"}\', lazy => true)')
+        assert row.fetchone() is not None
+        assert app.execute("SELECT count(*) FROM orders").fetchone() == (1,)
+        app.commit()
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            app.execute('SELECT pghistory.set_context(\'{"user": "sql"}\')')
+
     # an instrumented SQLAlchemy engine on the standby: same
     params = conninfo_to_dict(standby.dsn)
     url = sa.URL.create(
