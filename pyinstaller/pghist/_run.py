@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast, overload
 
 import psycopg
 from psycopg import sql
@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 
 from .errors import translate
 
-__all__ = ["Execute", "Notices", "Rows", "Steps", "Transaction", "dual", "run"]
+__all__ = ["DualFunction", "Execute", "Notices", "Rows", "Steps", "Transaction", "dual", "run"]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -161,15 +161,10 @@ def run(conn: Any, steps: Steps[T]) -> T | Coroutine[Any, Any, T]:
     raise _bad_connection(conn)
 
 
-class dual(Generic[P, T]):
-    """Decorator: generator ``steps(conn, *args)`` becomes a function of a sync or async connection.
+class DualFunction(Protocol[P, T]):
+    """What :func:`dual` makes: ``T`` on a Connection, a coroutine of it on an AsyncConnection."""
 
-    The steps receive the connection too, for what it knows without the server (``conn.info``).
-    """
-
-    def __init__(self, steps: Callable[Concatenate[Any, P], Steps[T]]) -> None:
-        self.steps = steps
-        functools.update_wrapper(self, steps)
+    steps: Callable[..., Steps[T]]
 
     @overload
     def __call__(self, conn: Connection, /, *args: P.args, **kwargs: P.kwargs) -> T: ...
@@ -177,7 +172,20 @@ class dual(Generic[P, T]):
     def __call__(
         self, conn: AsyncConnection, /, *args: P.args, **kwargs: P.kwargs
     ) -> Coroutine[Any, Any, T]: ...
-    def __call__(self, conn: Any, /, *args: P.args, **kwargs: P.kwargs) -> Any:
+
+
+def dual(steps: Callable[Concatenate[Any, P], Steps[T]]) -> DualFunction[P, T]:
+    """Decorator: generator ``steps(conn, *args)`` becomes a function of a sync or async connection.
+
+    The steps receive the connection too, for what it knows without the server (``conn.info``);
+    they stay reachable as ``.steps``, for composing one function of others.
+    """
+
+    @functools.wraps(steps)
+    def function(conn: Any, /, *args: Any, **kwargs: Any) -> Any:
         if not isinstance(conn, psycopg.Connection | psycopg.AsyncConnection):
             raise _bad_connection(conn)
-        return run(conn, self.steps(conn, *args, **kwargs))
+        return run(conn, steps(conn, *args, **kwargs))
+
+    function.steps = steps  # type: ignore[attr-defined]
+    return cast(DualFunction[P, T], function)
