@@ -188,6 +188,21 @@ def test_threads_each_carry_their_own_context(
         assert row["pgh_context"] == {"request": row["pgh_data"]["id"] // 100}
 
 
+def test_select_then_a_write_in_one_string_carries_the_context(
+    db_dsn: str, conn: psycopg.Connection[Any], orders: str
+) -> None:
+    # psycopg2 sends a parameterless text() whole: a SELECT first does not make it read-only
+    engine = pghist.sqlalchemy.instrument(sa.create_engine(url(db_dsn, "psycopg2")))
+    try:
+        with engine.begin() as c:
+            c.execute(sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (1, 1)"))
+        with pghist.context(user="multi"), engine.begin() as c:
+            c.execute(sa.text(f"SELECT 1; UPDATE {SCHEMA}.orders SET total = 2 WHERE id = 1"))
+    finally:
+        engine.dispose()
+    assert contexts_of(conn, orders) == [None, {"user": "multi"}]
+
+
 def test_reading_transaction_writes_no_context(
     engine: sa.Engine, conn: psycopg.Connection[Any], orders: str
 ) -> None:

@@ -66,8 +66,13 @@ _CALL = re.compile(r"(?<!%)\(")  # a parenthesis, other than a %(name)s placehol
 
 def _reads_only(statement: str) -> bool:
     """A SELECT that calls no function (no parenthesis: ORM loads, plain Core selects) cannot
-    write an event, so the context waits for the transaction's next other statement."""
-    return statement.lstrip()[:6].upper() == "SELECT" and _CALL.search(statement) is None
+    write an event, so the context waits for the transaction's next other statement. Not when
+    a ``;`` may start another statement (psycopg2 sends ``text("SELECT 1; UPDATE ...")`` whole)."""
+    return (
+        statement.lstrip()[:6].upper() == "SELECT"
+        and ";" not in statement
+        and _CALL.search(statement) is None
+    )
 
 
 def _before_cursor_execute(  # noqa: PLR0917 (the event's signature)
