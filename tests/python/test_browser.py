@@ -27,7 +27,8 @@ webdriver = pytest.importorskip(
 )
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 from pghist import web  # noqa: E402
 
@@ -159,6 +160,12 @@ def shot(driver: Any, name: str) -> Path:
     return path
 
 
+def navigate(browser: Any, element: Any) -> None:
+    """Click a link or button and wait until the page it leaves is gone (no stale elements)."""
+    element.click()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(element))
+
+
 def test_overview_to_object_timeline_in_chromium(served: Any, browser: Any) -> None:
     base, token = served
     # without the token: 401, nothing shown
@@ -172,7 +179,7 @@ def test_overview_to_object_timeline_in_chromium(served: Any, browser: Any) -> N
     shot(browser, "overview")
 
     # follow a table (the cookie now carries the token)
-    browser.find_element(By.LINK_TEXT, "orders").click()
+    navigate(browser, browser.find_element(By.LINK_TEXT, "orders"))
     assert browser.find_element(By.TAG_NAME, "h1").text == "Events of orders"
     cards = browser.find_elements(By.CSS_SELECTOR, "article.event")
     assert len(cards) == 5
@@ -186,7 +193,7 @@ def test_overview_to_object_timeline_in_chromium(served: Any, browser: Any) -> N
     shot(browser, "events")
 
     # an object's id leads to its timeline, with its lines' events merged in
-    newest.find_element(By.CSS_SELECTOR, "a.obj").click()
+    navigate(browser, newest.find_element(By.CSS_SELECTOR, "a.obj"))
     assert browser.find_element(By.TAG_NAME, "h1").text == "orders #1042"
     timeline = browser.find_elements(By.CSS_SELECTOR, "article.event")
     related = browser.find_elements(By.CSS_SELECTOR, "article.event.related")
@@ -206,7 +213,7 @@ def test_overview_to_object_timeline_in_chromium(served: Any, browser: Any) -> N
     # compare the first and the last version side by side
     Select(browser.find_element(By.NAME, "a")).select_by_index(0)
     Select(browser.find_element(By.NAME, "b")).select_by_index(3)
-    browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
+    navigate(browser, browser.find_element(By.CSS_SELECTOR, "form.filters button"))
     differs = browser.find_elements(By.CSS_SELECTOR, "#compare td.differs")
     assert differs and all(d.is_displayed() for d in differs)
     texts = [d.text for d in differs]
@@ -214,6 +221,6 @@ def test_overview_to_object_timeline_in_chromium(served: Any, browser: Any) -> N
     shot(browser, "object")
 
     # a context link filters on it
-    browser.find_element(By.PARTIAL_LINK_TEXT, "user: support:carol").click()
+    navigate(browser, browser.find_element(By.PARTIAL_LINK_TEXT, "user: support:carol"))
     labels = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "article.event a.label")]
     assert labels == ["update"]  # the order's update by carol (the filter keeps table and obj)
