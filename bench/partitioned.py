@@ -28,12 +28,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-import pgserver  # noqa: E402
-import psycopg  # noqa: E402
+import psycopg
+from benchlib.server import pgserver
 
 TABLES = {
     "untracked": "part_untracked",
