@@ -19,6 +19,7 @@ partitions) and tracked with level => 'row'. Each round times, on every table in
 and prints the median, over rounds, of each ratio to the untracked table.
 """
 
+# ruff: noqa: S608  (SQL built from this file's constants)
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,7 @@ import tempfile
 import time
 
 import psycopg
-from benchlib.server import pgserver
+from benchlib.server import pgserver  # type: ignore[attr-defined]
 
 TABLES = {
     "untracked": "part_untracked",
@@ -150,7 +151,7 @@ def main() -> int:
                 for key, value in measured.items():
                     results[name].setdefault(key, []).append(value)
             print(f"  .. round {rnd + 1} of {rounds} done", file=sys.stderr)
-        version = conn.execute("SHOW server_version").fetchone()[0]
+        version = conn.execute("SHOW server_version").fetchone()[0]  # type: ignore[index]
         counts = {
             name: conn.execute(
                 f"SELECT pgh_label, count(*) FROM {table}_event GROUP BY 1 ORDER BY 1"
@@ -171,7 +172,9 @@ def main() -> int:
         cells = [f"{statistics.median(base):.0f}"]
         for name in ("default level", "row level"):
             values = results[name][key]
-            ratios = [v / b for v, b in zip(values, base)]  # per round, against untracked
+            ratios = [
+                v / b for v, b in zip(values, base, strict=True)
+            ]  # per round, against untracked
             cells.append(f"{statistics.median(values):.0f} ({statistics.median(ratios):.2f}x)")
         print(f"| {key} | " + " | ".join(cells) + " |")
     print()

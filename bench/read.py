@@ -29,7 +29,7 @@ from typing import Any
 
 import psycopg
 from benchlib.reads import as_of, object_history, prune
-from benchlib.server import pgserver
+from benchlib.server import pgserver  # type: ignore[attr-defined]
 
 
 def main() -> int:
@@ -59,10 +59,11 @@ def main() -> int:
     )
     with pgserver.start(args.pg) as server, psycopg.connect(server.dsn(), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION pghistory")
-        settings = dict(
+        names = ["server_version", "shared_buffers", "work_mem", "jit", "synchronous_commit"]
+        settings: dict[str, str] = dict(
             conn.execute(
-                "SELECT name, current_setting(name) FROM pg_settings WHERE name IN"
-                " ('server_version', 'shared_buffers', 'work_mem', 'jit', 'synchronous_commit', 'fsync')"
+                "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)",
+                ([*names, "fsync"],),
             ).fetchall()
         )
         results: dict[str, Any] = {

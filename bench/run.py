@@ -158,8 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             Path(args.json).write_text(
                 json.dumps(
-                    {"meta": meta, "config": cfg.__dict__, "problems": w.problems,
-                     "reads": read_results, **w.results},
+                    {
+                        "meta": meta,
+                        "config": cfg.__dict__,
+                        "problems": w.problems,
+                        "reads": read_results,
+                        **w.results,
+                    },
                     indent=1,
                     default=str,
                 )

@@ -17,7 +17,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-MODELS = '''
+MODELS = """
 import json
 import os
 
@@ -38,7 +38,7 @@ attrs = {
 for name, kind in json.loads(os.environ["BENCH_COLUMNS"]).items():
     attrs[name] = KINDS[kind]()
 Tracked = pghistory.track()(type("Tracked", (models.Model,), attrs))
-'''
+"""
 
 
 def main() -> None:
@@ -65,7 +65,7 @@ def generate(database: dict[str, Any]) -> dict[str, Any]:
         USE_TZ=True,
     )
     django.setup()
-    from benchapp.models import Tracked  # type: ignore[import-not-found]
+    from benchapp.models import Tracked
     from django.apps import apps
     from django.db import connection
     from pghistory.models import Context

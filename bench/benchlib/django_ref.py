@@ -15,7 +15,12 @@ from typing import Any
 
 from .variants import COLUMN_TYPES
 
-PINNED = ("Django==5.2.20", "django-pghistory==3.9.2", "django-pgtrigger==4.17.0", "psycopg[binary]==3.3.9")
+PINNED = (
+    "Django==5.2.20",
+    "django-pghistory==3.9.2",
+    "django-pgtrigger==4.17.0",
+    "psycopg[binary]==3.3.9",
+)
 VENV = Path(__file__).resolve().parents[1] / ".venv-django"
 GENERATOR = Path(__file__).resolve().parent / "django_gen.py"
 

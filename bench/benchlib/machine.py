@@ -160,6 +160,7 @@ class Pgbench:
         quiet: Quiet,
         admin: psycopg.Connection[Any],
         script_text: str,
+        *,
         clients: int,
         prepare: Callable[[], None],
         what: str,
@@ -168,7 +169,9 @@ class Pgbench:
         self._scripts += 1
         script = self.tmpdir / f"script{self._scripts}.sql"
         script.write_text(script_text)
-        duration = ["-t", str(self.transactions)] if self.transactions else ["-T", str(self.seconds)]
+        duration = (
+            ["-t", str(self.transactions)] if self.transactions else ["-T", str(self.seconds)]
+        )
         base = [
             str(self.bindir / "pgbench"),
             *("-n", "-M", "prepared", "-f", str(script), *duration),

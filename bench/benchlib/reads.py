@@ -24,6 +24,7 @@ def object_history(
     objects: int,
     per_object: int,
     samples: int,
+    *,
     table: str = "item",
     setup: list[str] | None = None,
 ) -> dict[str, Any]:
@@ -75,9 +76,9 @@ def as_of(conn: psycopg.Connection[Any], rows: int, updates: int) -> dict[str, A
     for i in range(updates):
         conn.execute("UPDATE account SET balance = balance + 1")
         if i == updates // 2:
-            (middle,) = conn.execute("SELECT clock_timestamp()").fetchone()
+            (middle,) = conn.execute("SELECT clock_timestamp()").fetchone()  # type: ignore[misc]
     conn.execute("VACUUM ANALYZE account_event")
-    (events,) = conn.execute("SELECT count(*) FROM account_event").fetchone()
+    (events,) = conn.execute("SELECT count(*) FROM account_event").fetchone()  # type: ignore[misc]
     times = []
     for at in (middle, middle, middle):
         ms, result = timed(conn, "SELECT count(*) FROM pghistory.as_of(NULL::account, %s)", (at,))
@@ -97,8 +98,8 @@ def prune(conn: psycopg.Connection[Any], events: int) -> dict[str, Any]:
     for name in ("clicks_partitioned", "clicks_plain"):
         conn.execute(
             f"INSERT INTO {name}_event (pgh_created_at, pgh_label, pgh_obj_id, id, url)"
-            " SELECT '2020-01-01'::timestamptz + g * interval '1 second', 'insert', g %% 1000, g %% 1000,"
-            " '/page/' || g FROM generate_series(1, %s) g",
+            " SELECT '2020-01-01'::timestamptz + g * interval '1 second', 'insert',"
+            " g %% 1000, g %% 1000, '/page/' || g FROM generate_series(1, %s) g",
             (events,),
         )
         conn.execute(f"VACUUM ANALYZE {name}_event")

@@ -164,7 +164,8 @@ def track(level: str | None = None) -> Callable[[str], list[str]]:
 EVENT_COLUMNS = f"pgh_label, pgh_obj_id, pgh_context_id, id, {', '.join(DATA_COLUMNS)}"
 # The context, as 1.1 computes it: one setting read, current_context_id() only when one is set.
 QUALIFIED_CONTEXT = """
-            IF pg_catalog.current_setting('pghistory.context_id', true) OPERATOR(pg_catalog.<>) '' THEN
+            IF pg_catalog.current_setting('pghistory.context_id', true)
+               OPERATOR(pg_catalog.<>) '' THEN
                 v_context := pghistory.current_context_id();
             END IF;"""
 

@@ -102,7 +102,7 @@ class Writes:
 
     def dsn(self) -> str:
         assert self.server is not None
-        return self.server.dsn()
+        return str(self.server.dsn())
 
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         assert self.admin is not None
@@ -240,9 +240,9 @@ class Writes:
             self.quiet,
             self.admin,
             self.script(workload, v, shape),
-            clients,
-            lambda: self.reset(v),
-            f"pgbench {workload} {v.key} {shape} c={clients}",
+            clients=clients,
+            prepare=lambda: self.reset(v),
+            what=f"pgbench {workload} {v.key} {shape} c={clients}",
         )
         events, with_ctx, total, heap = self.events(v)
         expected = 0 if workload == "noop" else q["transactions"]
