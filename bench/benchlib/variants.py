@@ -37,6 +37,8 @@ CONTEXT_SQL = {
     ),
     # the same round trip without a context: separates the statement from the context's cost
     "select": "SELECT NULL::uuid",
+    # the floor of a context kept as a row: one plain row of its shape, no function, no trigger
+    "row": """INSERT INTO bench_context_floor VALUES (gen_random_uuid(), '{"user": 1}')""",
 }
 
 

@@ -118,6 +118,7 @@ class Writes:
             "(g % 10000) * 0.25, timestamptz '2024-01-01' + g * interval '1 minute', g % 7 "
             f"FROM generate_series(1, {self.cfg.rows}) g"
         )
+        self.sql("CREATE TABLE bench_context_floor (id uuid PRIMARY KEY, metadata jsonb NOT NULL)")
         self.sql(f"CREATE TABLE {SHAPE_TABLE} (id bigint PRIMARY KEY, {COLUMNS})")
         self.sql(f"SELECT pghistory.track('{SHAPE_TABLE}')")
         for v in self.variants:
@@ -138,7 +139,7 @@ class Writes:
             self.sql(f"INSERT INTO {v.table} SELECT * FROM bench_source")
             if v.events:
                 self.sql(f"TRUNCATE {v.events} RESTART IDENTITY")
-            self.sql("TRUNCATE pghistory.context")
+            self.sql("TRUNCATE pghistory.context, bench_context_floor")
             for stmt in v.extra_reset:
                 self.sql(stmt)
         self.sql(f"VACUUM ANALYZE {', '.join([v.table] + ([v.events] if v.events else []))}")
@@ -279,6 +280,8 @@ class Writes:
         for v in self.variants:
             if v.context:
                 pairs += [(v, "tx"), (v, "select"), (v, v.context)]
+            if v.key == "pghistory":
+                pairs.append((v, "row"))
         self._pgbench_rounds([("update", 1), ("insert", 1)], pairs)
 
     def _pgbench_rounds(
