@@ -59,6 +59,13 @@ def parse_args(argv: list[str]) -> tuple[Config, argparse.Namespace]:
     p.add_argument("--clients", default="1,2", help="pgbench client counts (default 1,2)")
     p.add_argument("--no-pin", action="store_true", help="do not pin pgbench clients to CPUs")
     p.add_argument(
+        "--metric",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="cpu (default): CPU time of the run's own processes per write, robust to other "
+        "processes' load; wall: elapsed time",
+    )
+    p.add_argument(
         "--foreign",
         type=float,
         default=0.10,
@@ -151,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
                     read_results[key] = reads.object_history(
                         conn, objects, per_object, samples, table=table, setup=setup
                     )
-        text = report.render(w, meta, read_results)
+        text = report.render(w, meta, read_results, args.metric == "cpu")
         print()
         print(text)
         print(f"\n(total {time.monotonic() - started:.0f}s)")

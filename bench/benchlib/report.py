@@ -19,11 +19,13 @@ def _slowdown(rows: list[dict[str, Any]], key: str, metric: str) -> float | None
     )
     if r is None:
         return None
-    return 1 / r if metric == "tps" else r
+    return 1 / r if metric.endswith("tps") else r
 
 
-def figures(w: Writes) -> dict[str, dict[str, Any]]:
-    """{row name: {variant key: slowdown or value, "_raw": {...}}} for the issue's rows."""
+def figures(w: Writes, cpu: bool) -> dict[str, dict[str, Any]]:
+    """{row name: {variant key: slowdown or value, "_raw": {...}}} for the issue's rows; cpu:
+    from the CPU time of the run's own processes instead of wall-clock time."""
+    tps, ms = ("cpu_tps", "cpu_ms") if cpu else ("tps", "ms")
     n = w.cfg.touched
     bulk, pgb = w.results["bulk"], w.results["pgbench"]
     out: dict[str, dict[str, Any]] = {}
@@ -41,11 +43,11 @@ def figures(w: Writes) -> dict[str, dict[str, Any]]:
     for wl, title in (("update", "UPDATE"), ("insert", "INSERT")):
         for c in w.cfg.clients:
             rs = [r for r in pgb if (r["workload"], r["clients"], r["shape"]) == (wl, c, "auto")]
-            add(f"single-row {title}, {c} client{'s' if c > 1 else ''}", rs, "tps")
+            add(f"single-row {title}, {c} client{'s' if c > 1 else ''}", rs, tps)
     rs = [r for r in pgb if (r["workload"], r["shape"]) == ("noop", "auto")]
-    add("single-row UPDATE that changes nothing, 1 client", rs, "tps")
+    add("single-row UPDATE that changes nothing, 1 client", rs, tps)
     for wl, title in (("update", "UPDATE"), ("insert", "INSERT"), ("noop", "no-op UPDATE")):
-        add(f"bulk {title} {n} rows", [r for r in bulk if r["workload"] == wl], "ms")
+        add(f"bulk {title} {n} rows", [r for r in bulk if r["workload"] == wl], ms)
     for name, rs in (
         (f"bytes per event, after bulk UPDATE {n}", [r for r in bulk if r["workload"] == "update"]),
         (
@@ -73,12 +75,12 @@ def figures(w: Writes) -> dict[str, dict[str, Any]]:
                 continue
             with_ctx = [dict(r, shape="ctx" if r["shape"] == v.context else r["shape"]) for r in rs]
             ratio = paired_ratio(
-                with_ctx, "tps", lambda r: r["shape"] == "tx", lambda r: r["shape"] == "ctx"
+                with_ctx, tps, lambda r: r["shape"] == "tx", lambda r: r["shape"] == "ctx"
             )
             cell[v.key] = None if ratio is None else ratio - 1
             if v.key == "pghistory":
                 floor = paired_ratio(
-                    rs, "tps", lambda r: r["shape"] == "tx", lambda r: r["shape"] == "row"
+                    rs, tps, lambda r: r["shape"] == "tx", lambda r: r["shape"] == "row"
                 )
                 cell["floor"] = None if floor is None else floor - 1
         if cell:
@@ -123,10 +125,10 @@ def goals(
     return out
 
 
-def render(w: Writes, meta: dict[str, Any], reads: dict[str, dict[str, Any]]) -> str:
+def render(w: Writes, meta: dict[str, Any], reads: dict[str, dict[str, Any]], cpu: bool) -> str:
     cfg = w.cfg
     vs: list[Variant] = w.variants
-    figs = figures(w)
+    figs = figures(w, cpu)
     out = [
         f"pghistory write benchmark: PostgreSQL {meta['settings'].get('server_version')}, "
         f"{meta['date']}",
@@ -180,7 +182,11 @@ def render(w: Writes, meta: dict[str, Any], reads: dict[str, dict[str, Any]]) ->
         if "_raw" in cell
     ]
     if raw:
-        out.append("Raw medians (ms for bulk statements, tps for pgbench):")
+        out.append(
+            "Raw medians ("
+            + ("CPU ms per bulk statement, transactions per CPU second" if cpu else "ms, tps")
+            + "):"
+        )
         out.append("")
         out.append(table(["workload", *(v.title for v in vs)], raw))
         out.append("")
