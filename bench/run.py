@@ -50,6 +50,11 @@ def parse_args(argv: list[str]) -> tuple[Config, argparse.Namespace]:
         "--only", default="single,bulk,context,read", help="parts among single,bulk,context,read"
     )
     p.add_argument("--no-django", action="store_true", help="skip the django-pghistory column")
+    p.add_argument(
+        "--no-context",
+        default="stmt,pgh_b,pgh_row",
+        help="variants left out of the context part (default: stmt,pgh_b,pgh_row)",
+    )
     p.add_argument("--json", metavar="PATH", help="also write all measurements to PATH")
     p.add_argument("--rows", type=int, help="rows in the table (default 200000)")
     p.add_argument("--touched", type=int, help="rows per bulk statement (default 100000)")
@@ -133,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         w.variants = [known[k] for k in keys if k in known]
         w.by_key = {v.key: v for v in w.variants}
+        w.no_context = set(args.no_context.split(","))
         w.setup()
         assert w.admin is not None
         meta["settings"] = server.settings_of(w.admin)
