@@ -155,12 +155,13 @@ def main(argv: list[str] | None = None) -> int:
             with psycopg.connect(w.dsn(), autocommit=True) as conn:
                 for key, setup in (
                     ("pghistory", []),
-                    ("pgh_a", ["DROP INDEX item_a_event_pgh_obj_id_text_idx"]),
+                    ("pgh_a", ["DROP INDEX item_pgh_a_event_pgh_obj_id_text_idx"]),
+                    ("pgh_c", ["DROP INDEX item_pgh_c_event_pgh_obj_id_idx"]),
                 ):
                     if key not in w.by_key:
                         continue
                     machine.progress(f"reading one object's history ({key})")
-                    table = "item" if key == "pghistory" else "item_a"
+                    table = "item" if key == "pghistory" else f"item_{key}"
                     read_results[key] = reads.object_history(
                         conn, objects, per_object, samples, table=table, setup=setup
                     )

@@ -50,6 +50,23 @@ class CpuMeter:
         self.postmaster = postmaster
         self.available = os.path.exists("/proc/stat")
 
+    def children(self) -> set[int]:
+        """The postmaster's child processes now."""
+        out = set()
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                t = _proc_times(entry)
+                if t is not None and t[0] == self.postmaster:
+                    out.add(int(entry))
+        return out
+
+    def settle(self, before: set[int], timeout: float = 3.0) -> None:
+        """Wait until the backends started since `before` are gone and reaped: only then is their
+        CPU time in the postmaster's children times (a dying one would be missed)."""
+        deadline = time.monotonic() + timeout
+        while self.children() - before and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     def snapshot(self) -> tuple[float, float, float]:
         """(wall seconds, machine busy cpu-seconds, our cpu-seconds)."""
         wall = time.monotonic()
@@ -113,8 +130,10 @@ class Quiet:
                 if CpuMeter.foreign_share(a, self.meter.snapshot()) <= self.limit:
                     break
                 waited += 0.5
+            children = self.meter.children()
             a = self.meter.snapshot()
             result = measure()
+            self.meter.settle(children)
             b = self.meter.snapshot()
             share = CpuMeter.foreign_share(a, b)
             result["foreign_cpu"] = round(share, 3)

@@ -176,7 +176,7 @@ def _values(row: str) -> str:
     return ", ".join([f"{row}.id", "v_context", f"{row}.id", *(f"{row}.{c}" for c in DATA_COLUMNS)])
 
 
-def lean_pghistory(insert_level: str, text_index: bool = False) -> Callable[[str], list[str]]:
+def lean_pghistory(insert_level: str, drop_index: str = "text") -> Callable[[str], list[str]]:
     """pghistory after track(), altered by hand into the candidate 1.2 shape.
 
     - The row function: SECURITY DEFINER (writers need no grant on the event table) but no SET
@@ -185,7 +185,8 @@ def lean_pghistory(insert_level: str, text_index: bool = False) -> Callable[[str
       caller's search_path. It is the per-row cost of 1.1's GUC switch that goes.
     - update: row level with WHEN (OLD.* IS DISTINCT FROM NEW.*): a no-op UPDATE calls nothing.
     - insert: statement level (or row level), the same qualified, SET-free body.
-    - the (pgh_obj_id::text) index dropped (unless text_index).
+    - one object index: the (pgh_obj_id::text) one dropped (drop_index "text") or the plain one
+      ("typed"; the text form is what a read through pghistory.events filters on).
     """
 
     def setup(table: str) -> list[str]:
@@ -225,8 +226,8 @@ def lean_pghistory(insert_level: str, text_index: bool = False) -> Callable[[str
                 f"CREATE TRIGGER pghistory_insert AFTER INSERT ON {table} FOR EACH ROW "
                 f"EXECUTE FUNCTION public.{table}_row('insert')"
             )
-        if not text_index:
-            stmts.append(f"DROP INDEX {table}_event_pgh_obj_id_text_idx")
+        suffix = "_text_idx" if drop_index == "text" else "_idx"
+        stmts.append(f"DROP INDEX {table}_event_pgh_obj_id{suffix}")
         return stmts
 
     return setup
@@ -254,6 +255,12 @@ def catalogue(django: dict[str, Any] | None) -> dict[str, Variant]:
             "pgh_a",
             "pgh: row update (no SET), stmt insert, no text idx",
             lean_pghistory("statement"),
+            context="set_context",
+        ),
+        "pgh_c": Variant(
+            "pgh_c",
+            "pgh: row update (no SET), stmt insert, no plain obj idx",
+            lean_pghistory("statement", drop_index="typed"),
             context="set_context",
         ),
         "pgh_b": Variant(

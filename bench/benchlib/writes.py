@@ -129,6 +129,7 @@ class Writes:
             )
             for stmt in v.setup(v.table):
                 self.sql(stmt)
+            self.reset(v)  # loaded: the pgbench runs only undo their inserts
         self.sql("VACUUM ANALYZE bench_source")
 
     def reset(self, v: Variant, full: bool = True) -> None:
