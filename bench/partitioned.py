@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """pghistory on a partitioned table: tracked writes against untracked ones, in the same run.
 
-    .venv/bin/python bench/partitioned.py            # PostgreSQL 15, a few minutes
-    .venv/bin/python bench/partitioned.py --quick    # small sizes, to prove the script works
+    .venv/bin/python -m bench.partitioned            # PostgreSQL 15, a few minutes
+    .venv/bin/python -m bench.partitioned --quick    # small sizes, to prove the script works
 
 It starts its own throwaway server (tests/pgserver.py, synchronous_commit = off) with three
 tables of the same shape, partitioned by LIST (region) into 4 partitions: untracked, tracked with
@@ -31,7 +31,8 @@ import tempfile
 import time
 
 import psycopg
-from benchlib.server import pgserver  # type: ignore[attr-defined]
+
+from tests import pgserver
 
 TABLES = {
     "untracked": "part_untracked",

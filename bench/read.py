@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """pghistory read benchmark: history as users read it (issue 7's targets).
 
-    .venv/bin/python bench/read.py            # PostgreSQL 15, full sizes (a few minutes)
-    .venv/bin/python bench/read.py --pg 18
-    .venv/bin/python bench/read.py --quick    # small sizes, to prove the script works
+    .venv/bin/python -m bench.read            # PostgreSQL 15, full sizes (a few minutes)
+    .venv/bin/python -m bench.read --pg 18
+    .venv/bin/python -m bench.read --quick    # small sizes, to prove the script works
 
 It starts its own throwaway server (tests/pgserver.py) and measures, on this machine:
 
@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from benchlib.reads import as_of, object_history, prune
-from benchlib.server import pgserver  # type: ignore[attr-defined]
+
+from bench.benchlib.reads import as_of, object_history, prune
+from tests import pgserver
 
 
 def main() -> int:

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """pghistory write benchmark: the ratios of issue 13, every variant in one run, same settings.
 
-    .venv/bin/python bench/run.py                       # PostgreSQL 15, the issue's variants
-    .venv/bin/python bench/run.py --quick               # smoke run for CI (small sizes)
-    .venv/bin/python bench/run.py --variants all        # plus pghistory's hand-altered shapes
-    .venv/bin/python bench/run.py --set jit=off --json out.json
+    .venv/bin/python -m bench.run                       # PostgreSQL 15, the issue's variants
+    .venv/bin/python -m bench.run --quick               # smoke run for CI (small sizes)
+    .venv/bin/python -m bench.run --variants all        # plus pghistory's hand-altered shapes
+    .venv/bin/python -m bench.run --set jit=off --json out.json
 
 It starts its own throwaway server (tests/pgserver.py, this checkout's extension), builds the
 same table once per variant and measures single-row UPDATE / INSERT (pgbench, 1 and 2 clients),
@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from benchlib import django_ref, machine, reads, report, server, variants
-from benchlib.writes import Config, Writes
+
+from bench.benchlib import django_ref, machine, reads, report, server, variants
+from bench.benchlib.writes import Config, Writes
 
 
 def parse_args(argv: list[str]) -> tuple[Config, argparse.Namespace]:
     p = argparse.ArgumentParser(
-        prog="bench/run.py",
+        prog="python -m bench.run",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,

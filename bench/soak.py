@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """pghistory soak: concurrent tracked writes while tracking changes, then an exact replay.
 
-    .venv/bin/python bench/soak.py                   # 8 clients, 10 minutes, PostgreSQL 15
-    .venv/bin/python bench/soak.py --seconds 20      # the short version CI runs
-    .venv/bin/python bench/soak.py --clients 4 --pg 18
+    .venv/bin/python -m bench.soak                   # 8 clients, 10 minutes, PostgreSQL 15
+    .venv/bin/python -m bench.soak --seconds 20      # the short version CI runs
+    .venv/bin/python -m bench.soak --clients 4 --pg 18
 
 See benchlib/soak.py for the mix. Exit status 1 when the replay differs from a table, or a
 deadlock, serialization failure or other error came from the run.
@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchlib import machine, server
-from benchlib.soak import Soak
+from bench.benchlib import machine, server
+from bench.benchlib.soak import Soak
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="bench/soak.py", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n\n")[0])
     p.add_argument("--pg", type=int, default=15, choices=server.SUPPORTED_VERSIONS)
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--seconds", type=float, default=600.0)

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-# The one place bench/ reaches into tests/ (until the harness is an importable package).
-if str(REPO_ROOT / "tests") not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT / "tests"))
+from tests import pgserver
 
-import pgserver  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 PgServer = pgserver.PgServer
 PgServerError = pgserver.PgServerError
@@ -47,8 +43,10 @@ def start(pg: int, settings: dict[str, str]) -> pgserver.PgServer:
         for name, value in settings.items():
             conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")  # names checked by the caller
     # shared_buffers needs a restart; testing.postgresql keeps the data directory and port
-    server._pg.terminate()
-    server._pg.start()
+    pg = server._pg
+    assert pg is not None
+    pg.terminate()
+    pg.start()
     # pgserver's command line (fsync, synchronous_commit, full_page_writes) outranks ALTER
     # SYSTEM; a per-database setting outranks the command line where the setting allows it.
     with psycopg.connect(server.dsn(), autocommit=True) as conn:

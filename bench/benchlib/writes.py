@@ -70,6 +70,7 @@ class Writes:
         progress(f"starting PostgreSQL {self.cfg.pg}")
         self.server = srv.start(self.cfg.pg, self.settings)
         self.admin = psycopg.connect(self.server.dsn(), autocommit=True)
+        assert self.server._pg is not None
         meter = CpuMeter(int(self.server._pg.server_pid))
         self.quiet = Quiet(meter, self.cfg.foreign, self.cfg.retries, self.cfg.max_wait)
         self.pgbench = Pgbench(

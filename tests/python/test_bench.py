@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def quick_run(pg_server: Any, script: str, *args: str) -> str:
@@ -18,7 +18,16 @@ def quick_run(pg_server: Any, script: str, *args: str) -> str:
     if pg_server.version != 15:
         pytest.skip("the benchmark scripts are exercised once, on PostgreSQL 15")
     result = subprocess.run(
-        [sys.executable, str(BENCH / script), "--quick", "--pg", "15", *args],
+        [
+            sys.executable,
+            "-m",
+            f"bench.{script.removesuffix('.py')}",
+            "--quick",
+            "--pg",
+            "15",
+            *args,
+        ],
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=600,

@@ -63,12 +63,8 @@ def roles(conn: psycopg.Connection[Any]) -> Iterator[tuple[str, str, str]]:
         conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
     conn.execute("DROP SCHEMA IF EXISTS app CASCADE")
-    conn.execute(
-        sql.SQL("CREATE SCHEMA app AUTHORIZATION {}").format(sql.Identifier(owner))
-    )
-    conn.execute(
-        sql.SQL("GRANT USAGE ON SCHEMA app TO {}").format(sql.Identifier(writer))
-    )
+    conn.execute(sql.SQL("CREATE SCHEMA app AUTHORIZATION {}").format(sql.Identifier(owner)))
+    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA app TO {}").format(sql.Identifier(writer)))
     conn.execute(
         sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(
             sql.Identifier(evil), sql.Identifier(writer)
@@ -84,9 +80,7 @@ def roles(conn: psycopg.Connection[Any]) -> Iterator[tuple[str, str, str]]:
     finally:
         conn.execute("DROP SCHEMA IF EXISTS app CASCADE")
         for role in (writer, owner):
-            conn.execute(
-                sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role))
-            )
+            conn.execute(sql.SQL("DROP OWNED BY {} CASCADE").format(sql.Identifier(role)))
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
 
 
@@ -96,8 +90,8 @@ def roles(conn: psycopg.Connection[Any]) -> Iterator[tuple[str, str, str]]:
         "",
         ", level => 'row'",
         ", level => 'statement'",
-        ", pghistory.insert_event(), pghistory.update_event(condition => 'NEW.status <> OLD.status'),"
-        " pghistory.delete_event()",
+        ", pghistory.insert_event(),"
+        " pghistory.update_event(condition => 'NEW.status <> OLD.status'), pghistory.delete_event()",
     ],
     ids=["default", "row", "statement", "condition"],
 )
@@ -109,9 +103,7 @@ def test_hostile_search_path_reaches_nothing(
 ) -> None:
     owner, writer, evil = roles
     with psycopg.connect(db_dsn, user=owner, autocommit=True) as own:
-        own.execute(
-            "CREATE TABLE app.orders (id int PRIMARY KEY, status text NOT NULL, qty int)"
-        )
+        own.execute("CREATE TABLE app.orders (id int PRIMARY KEY, status text NOT NULL, qty int)")
         own.execute(f"SELECT pghistory.track('app.orders'{options})")
         own.execute(
             sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON app.orders TO {}").format(
@@ -123,24 +115,16 @@ def test_hostile_search_path_reaches_nothing(
         # a temporary table named like the event table, and the traps before pg_catalog
         w.execute("CREATE TEMP TABLE orders_event (LIKE app.orders)")
         w.execute(
-            sql.SQL("SET search_path = {}, pg_temp, pg_catalog, app").format(
-                sql.Identifier(evil)
-            )
+            sql.SQL("SET search_path = {}, pg_temp, pg_catalog, app").format(sql.Identifier(evil))
         )
         w.execute("INSERT INTO app.orders VALUES (1, 'new', 1), (2, 'new', 1)")
         w.execute("INSERT INTO app.orders VALUES (3, 'new', 1)")
-        w.execute(
-            "UPDATE app.orders SET status = 'paid' WHERE id OPERATOR(pg_catalog.=) 1"
-        )
+        w.execute("UPDATE app.orders SET status = 'paid' WHERE id OPERATOR(pg_catalog.=) 1")
         w.execute("UPDATE app.orders SET qty = qty WHERE id OPERATOR(pg_catalog.=) 2")
-        w.execute(
-            "UPDATE app.orders SET status = 'sent' WHERE id OPERATOR(pg_catalog.<) 3"
-        )
+        w.execute("UPDATE app.orders SET status = 'sent' WHERE id OPERATOR(pg_catalog.<) 3")
         with w.transaction():
             w.execute("SELECT pghistory.set_context('{\"user\": 7}')")
-            w.execute(
-                "UPDATE app.orders SET status = 'late' WHERE id OPERATOR(pg_catalog.=) 3"
-            )
+            w.execute("UPDATE app.orders SET status = 'late' WHERE id OPERATOR(pg_catalog.=) 3")
         w.execute("DELETE FROM app.orders WHERE id OPERATOR(pg_catalog.=) 2")
         calls = w.execute(
             sql.SQL("SELECT who, what FROM {}.calls").format(sql.Identifier(evil))

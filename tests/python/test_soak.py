@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.xfail(
@@ -22,7 +22,8 @@ def test_soak_short(pg_server) -> None:
     if pg_server.version != 15:
         pytest.skip("the soak runs once, on PostgreSQL 15")
     result = subprocess.run(
-        [sys.executable, str(BENCH / "soak.py"), "--pg", "15", "--clients", "4", "--seconds", "20"],
+        [sys.executable, "-m", "bench.soak", "--pg", "15", "--clients", "4", "--seconds", "20"],
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=300,
