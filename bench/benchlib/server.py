@@ -43,10 +43,10 @@ def start(pg: int, settings: dict[str, str]) -> pgserver.PgServer:
         for name, value in settings.items():
             conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")  # names checked by the caller
     # shared_buffers needs a restart; testing.postgresql keeps the data directory and port
-    pg = server._pg
-    assert pg is not None
-    pg.terminate()
-    pg.start()
+    postmaster = server._pg
+    assert postmaster is not None
+    postmaster.terminate()
+    postmaster.start()
     # pgserver's command line (fsync, synchronous_commit, full_page_writes) outranks ALTER
     # SYSTEM; a per-database setting outranks the command line where the setting allows it.
     with psycopg.connect(server.dsn(), autocommit=True) as conn:

@@ -90,8 +90,8 @@ def roles(conn: psycopg.Connection[Any]) -> Iterator[tuple[str, str, str]]:
         "",
         ", level => 'row'",
         ", level => 'statement'",
-        ", pghistory.insert_event(),"
-        " pghistory.update_event(condition => 'NEW.status <> OLD.status'), pghistory.delete_event()",
+        ", pghistory.insert_event(), pghistory.delete_event(),"
+        " pghistory.update_event(condition => 'NEW.status <> OLD.status')",
     ],
     ids=["default", "row", "statement", "condition"],
 )
