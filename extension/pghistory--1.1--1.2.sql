@@ -300,7 +300,7 @@ AS $function$
     -- Without an active context (the common case) this reads one setting and calls nothing: cheap
     -- per row, and tracked writes keep working even if the extension is dropped.
     SELECT CASE WHEN p_event.context_mode = 'none' THEN '' ELSE format($context$
-    IF coalesce(current_setting('pghistory.context_id', true), '') <> '' THEN
+    IF pg_catalog.current_setting('pghistory.context_id', true) OPERATOR(pg_catalog.<>) '' THEN
         v_context := %s;
     END IF;$context$, @extschema@._context_expression(p_event)) END
 $function$;
@@ -314,7 +314,7 @@ AS $function$
     -- One tracker captured per statement: INSERT ... SELECT from its transition table(s), with its
     -- condition as WHERE. An update of one row needs no pairing of old and new rows.
     SELECT format(CASE WHEN p_tracker.operation = 'update' THEN $update$
-        IF TG_ARGV[0] = %1$L THEN
+        IF TG_ARGV[0] OPERATOR(pg_catalog.=) %1$L THEN
             IF (SELECT count(*) FROM (SELECT FROM pgh_new LIMIT 2) AS n) = 1 THEN   -- one row: nothing to pair
                 INSERT INTO %2$s (%3$s)
                 SELECT %1$L, %4$s
@@ -327,7 +327,7 @@ AS $function$
                 WHERE %6$s;
             END IF;
         END IF;$update$ ELSE $branch$
-        IF TG_ARGV[0] = %1$L THEN
+        IF TG_ARGV[0] OPERATOR(pg_catalog.=) %1$L THEN
             INSERT INTO %2$s (%3$s)
             SELECT %1$L, %4$s
             FROM %5$s
@@ -354,7 +354,7 @@ CREATE FUNCTION @extschema@._gen_statement_level(p_event @extschema@._event_tabl
 AS $function$
     -- The statement triggers: the TRUNCATE one checks the table first (no begin trigger runs for
     -- it), then the branch of the tracker that the argument names runs.
-    SELECT E'\n    IF TG_LEVEL = ''STATEMENT'' THEN'
+    SELECT E'\n    IF TG_LEVEL OPERATOR(pg_catalog.=) ''STATEMENT'' THEN'
         || CASE WHEN p_check <> '' AND EXISTS (SELECT FROM @extschema@._tracker t
                                                WHERE t.event_table = p_event.event_table AND t.operation = 'truncate')
                 THEN @extschema@._gen_if('TG_OP = ''TRUNCATE''', p_check) ELSE '' END
@@ -372,12 +372,12 @@ CREATE FUNCTION @extschema@._gen_row_level(p_event @extschema@._event_table)
 AS $function$
     -- The row triggers: one INSERT ... VALUES of the row (OLD or NEW) that their second argument names.
     SELECT format($row$
-    IF TG_ARGV[1] = 'old' THEN
+    IF TG_ARGV[1] OPERATOR(pg_catalog.=) 'old' THEN
         INSERT INTO %1$s (%2$s) VALUES (TG_ARGV[0], %3$s);
     ELSE
         INSERT INTO %1$s (%2$s) VALUES (TG_ARGV[0], %4$s);
     END IF;
-    IF TG_OP = 'DELETE' THEN
+    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
         RETURN OLD;
     END IF;
     RETURN NEW;$row$,
@@ -393,8 +393,9 @@ CREATE OR REPLACE FUNCTION @extschema@._create_trigger_function(p_event @extsche
 AS $function$
 -- Generate the trigger function of an event table from the fragments above: explicit column lists,
 -- no dynamic SQL at run time. SECURITY DEFINER as the table owner, so writers need no privilege on
--- the event table. jit = off: the planner overestimates the row-number join of the pairing
--- quadratically, so a 100k-row UPDATE would be JIT-compiled every time (~150 ms, bench/README.md).
+-- the event table; search_path pinned where the body needs it (below), then jit = off too: the
+-- planner overestimates the row-number join of the pairing quadratically, so a 100k-row UPDATE
+-- would be JIT-compiled every time (~150 ms, bench/README.md).
 DECLARE
     v_function text := @extschema@._trigger_function_name(p_event.event_table);
     v_check    text := @extschema@._gen_schema_check(p_event);
@@ -405,7 +406,7 @@ BEGIN
         || E'\n-- use_column: in the statement branches OLD/NEW name the transition-table aliases, not the row variables.'
         || E'\n#variable_conflict use_column\n'
         || CASE WHEN p_event.context_mode = 'none' THEN ''
-                ELSE format(E'DECLARE\n    v_context %s;', CASE p_event.context_mode WHEN 'json' THEN 'jsonb' ELSE 'uuid' END) END
+                ELSE format(E'DECLARE\n    v_context %s;', CASE p_event.context_mode WHEN 'json' THEN 'pg_catalog.jsonb' ELSE 'pg_catalog.uuid' END) END
         || E'\nBEGIN'
         || @extschema@._gen_statement_bounds(p_event, v_check)   -- triggers without arguments
         || @extschema@._gen_skip_via_parent(p_event)
@@ -415,8 +416,21 @@ BEGIN
         || E'\nEND\n';
     -- OR REPLACE: a function left behind by a dropped event table of the same name is ours to reuse
     -- (one owned by another role cannot be replaced, so nothing foreign is adopted).
-    EXECUTE format('CREATE OR REPLACE FUNCTION %s RETURNS trigger LANGUAGE plpgsql VOLATILE SECURITY DEFINER '
-                   'SET search_path = pg_catalog, pg_temp SET jit = off AS %L', v_function, v_body);
+    -- search_path pinned (and jit) only where the body finds names through it: a condition or the
+    -- pairing of an update captured per statement, the schema check, the statement marks of a
+    -- partitioned table. Every other line is written schema-qualified, operators included, and row
+    -- triggers carry their conditions in their WHEN clauses (parsed once, by track(), under its
+    -- pinned path): nothing a writer puts on their search_path is found, and a call skips the
+    -- settings switch that was the largest part of a row trigger's cost (bench/README.md;
+    -- tests/python/test_search_path.py).
+    EXECUTE format('CREATE OR REPLACE FUNCTION %s RETURNS trigger LANGUAGE plpgsql VOLATILE SECURITY DEFINER%s AS %L',
+                   v_function,
+                   CASE WHEN v_check <> '' OR @extschema@._statement_twins(p_event.event_table) <> '{}'
+                             OR EXISTS (SELECT FROM @extschema@._tracker t
+                                        WHERE t.event_table = p_event.event_table AND t.level = 'statement'
+                                          AND (t.operation = 'update' OR t.trigger_when IS NOT NULL))
+                        THEN ' SET search_path = pg_catalog, pg_temp SET jit = off' ELSE '' END,
+                   v_body);
     -- Only the triggers may run it: nobody can call it or attach it to another table.
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_function);
     EXECUTE format('COMMENT ON FUNCTION %s IS %L', v_function,
@@ -665,16 +679,18 @@ BEGIN
     LOOP
         EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', v_table, v_column.name, v_column.type_sql);
     END LOOP;
-    -- Indexes: the object reference, and its text form too where that is not the column itself
-    -- (pghistory.events filters on it); the context id only where one is set.
+    -- Indexes: the object reference once, in the form pghistory.events filters on (its text form,
+    -- where that is not the column itself; a second index on the column would be a sixth of every
+    -- event's bytes, bench/README.md); the context id only where one is set.
     IF p_event.obj_field = ANY (v_new_columns) THEN
-        EXECUTE format('CREATE INDEX %I ON %s (%I)', @extschema@._choose_name(p_name[2] || '_' || p_event.obj_field, '_idx'),
-                       v_table, p_event.obj_field);
         IF (SELECT a.atttypid NOT IN ('text'::regtype, 'varchar'::regtype) AND p.provolatile = 'i'
             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_proc p ON p.oid = t.typoutput
             WHERE a.attrelid = v_table AND a.attname = p_event.obj_field) THEN
             EXECUTE format('CREATE INDEX %I ON %s ((%I::text))',
                            @extschema@._choose_name(p_name[2] || '_' || p_event.obj_field, '_text_idx'),
+                           v_table, p_event.obj_field);
+        ELSE
+            EXECUTE format('CREATE INDEX %I ON %s (%I)', @extschema@._choose_name(p_name[2] || '_' || p_event.obj_field, '_idx'),
                            v_table, p_event.obj_field);
         END IF;
     END IF;
@@ -1023,6 +1039,82 @@ AS $function$
                           OR (e.generated_for[1] <> e.target::text
                               AND EXISTS (SELECT FROM @extschema@._tracker t
                                           WHERE t.event_table = e.event_table AND t.operation = 'truncate'))))
+$function$;
+
+CREATE OR REPLACE FUNCTION @extschema@.backfill(target regclass, model_name text DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $function$
+-- Record the current state of every row as a 'backfill' event, so that history (and as_of) covers rows
+-- that existed before tracking began. Goes through the rows by primary key in batches, reporting
+-- progress as NOTICEs. Without model_name: every event table of target that records inserts.
+DECLARE
+    v_event @extschema@._event_table;
+    v_key   record;
+    v_name  text[];
+    v_named regclass;
+    v_last  text;
+    v_batch bigint;
+    v_done  bigint;
+    v_total bigint := 0;
+    v_rows  bigint := (SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = target);
+BEGIN
+    IF model_name IS NOT NULL THEN
+        v_name := @extschema@._resolve_event_table(target, model_name);
+        v_named := to_regclass(format('%I.%I', v_name[1], v_name[2]));
+        IF NOT EXISTS (SELECT FROM @extschema@._event_table e WHERE e.target = backfill.target AND e.event_table = v_named) THEN
+            RAISE EXCEPTION 'pghistory: % has no event table named "%"', target, model_name
+                USING ERRCODE = 'undefined_object',
+                      HINT = format('Event tables of %s: %s.', target,
+                                    coalesce((SELECT string_agg(e.event_table::text, ', ') FROM @extschema@._event_table e
+                                              WHERE e.target = backfill.target), 'none'));
+        END IF;
+    END IF;
+    SELECT * INTO v_key FROM @extschema@._primary_key(target);
+    FOR v_event IN
+        SELECT e.* FROM @extschema@._event_table e
+        WHERE e.target = backfill.target AND e.trigger_function IS NOT NULL
+          AND (model_name IS NULL AND EXISTS (SELECT FROM @extschema@._tracker t WHERE t.event_table = e.event_table
+                                              AND t.operation IN ('insert', 'insert_or_update'))
+               OR e.event_table = v_named)
+        ORDER BY e.event_table::text
+    LOOP
+        IF v_key IS NULL THEN
+            EXECUTE format('INSERT INTO %s (%s) SELECT %L, %s FROM %s AS t FOR SHARE', v_event.event_table,
+                           @extschema@._event_columns(v_event), 'backfill',
+                           @extschema@._event_values(v_event, 't', @extschema@._context_expression(v_event)), target);
+            GET DIAGNOSTICS v_batch = ROW_COUNT;
+            v_total := v_total + v_batch;
+            CONTINUE;
+        END IF;
+        v_last := NULL;
+        v_done := 0;
+        LOOP
+            -- FOR SHARE: a write to a row of the batch commits before the row is read (its event then
+            -- comes first) or waits for this transaction (its event comes after): never a stale
+            -- backfill event after a newer one (bench/soak.py).
+            EXECUTE format('WITH batch AS (SELECT * FROM %1$s AS t WHERE $1 IS NULL OR t.%2$I > $1::%3$s ORDER BY t.%2$I LIMIT 10000 FOR SHARE), '
+                           'recorded AS (INSERT INTO %4$s (%5$s) SELECT %6$L, %7$s FROM batch AS t) '
+                           'SELECT count(*), max(t.%2$I)::text FROM batch AS t',
+                           target, v_key.attname, v_key.type_sql, v_event.event_table, @extschema@._event_columns(v_event),
+                           'backfill', @extschema@._event_values(v_event, 't', @extschema@._context_expression(v_event)))
+                INTO v_batch, v_last
+                USING v_last;
+            EXIT WHEN v_batch = 0;
+            v_done := v_done + v_batch;
+            RAISE NOTICE 'pghistory: backfill of %: % rows%', v_event.event_table, v_done,
+                         CASE WHEN v_rows > 0 THEN format(' of about %s', v_rows) ELSE '' END;
+        END LOOP;
+        v_total := v_total + v_done;
+    END LOOP;
+    IF v_total = 0 AND NOT EXISTS (SELECT FROM @extschema@._event_table e WHERE e.target = backfill.target) THEN
+        RAISE EXCEPTION 'pghistory: % is not tracked', target
+            USING ERRCODE = 'undefined_object', HINT = 'Track it first: SELECT pghistory.track(...).';
+    END IF;
+    RETURN v_total;
+END
 $function$;
 
 CREATE FUNCTION @extschema@.related_events(target regclass, pk text)

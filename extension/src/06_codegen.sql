@@ -238,7 +238,7 @@ AS $function$
     -- Without an active context (the common case) this reads one setting and calls nothing: cheap
     -- per row, and tracked writes keep working even if the extension is dropped.
     SELECT CASE WHEN p_event.context_mode = 'none' THEN '' ELSE format($context$
-    IF coalesce(current_setting('pghistory.context_id', true), '') <> '' THEN
+    IF pg_catalog.current_setting('pghistory.context_id', true) OPERATOR(pg_catalog.<>) '' THEN
         v_context := %s;
     END IF;$context$, @extschema@._context_expression(p_event)) END
 $function$;
@@ -253,7 +253,7 @@ AS $function$
     -- One tracker captured per statement: INSERT ... SELECT from its transition table(s), with its
     -- condition as WHERE. An update of one row needs no pairing of old and new rows.
     SELECT format(CASE WHEN p_tracker.operation = 'update' THEN $update$
-        IF TG_ARGV[0] = %1$L THEN
+        IF TG_ARGV[0] OPERATOR(pg_catalog.=) %1$L THEN
             IF (SELECT count(*) FROM (SELECT FROM pgh_new LIMIT 2) AS n) = 1 THEN   -- one row: nothing to pair
                 INSERT INTO %2$s (%3$s)
                 SELECT %1$L, %4$s
@@ -266,7 +266,7 @@ AS $function$
                 WHERE %6$s;
             END IF;
         END IF;$update$ ELSE $branch$
-        IF TG_ARGV[0] = %1$L THEN
+        IF TG_ARGV[0] OPERATOR(pg_catalog.=) %1$L THEN
             INSERT INTO %2$s (%3$s)
             SELECT %1$L, %4$s
             FROM %5$s
@@ -294,7 +294,7 @@ CREATE FUNCTION @extschema@._gen_statement_level(p_event @extschema@._event_tabl
 AS $function$
     -- The statement triggers: the TRUNCATE one checks the table first (no begin trigger runs for
     -- it), then the branch of the tracker that the argument names runs.
-    SELECT E'\n    IF TG_LEVEL = ''STATEMENT'' THEN'
+    SELECT E'\n    IF TG_LEVEL OPERATOR(pg_catalog.=) ''STATEMENT'' THEN'
         || CASE WHEN p_check <> '' AND EXISTS (SELECT FROM @extschema@._tracker t
                                                WHERE t.event_table = p_event.event_table AND t.operation = 'truncate')
                 THEN @extschema@._gen_if('TG_OP = ''TRUNCATE''', p_check) ELSE '' END
@@ -313,12 +313,12 @@ CREATE FUNCTION @extschema@._gen_row_level(p_event @extschema@._event_table)
 AS $function$
     -- The row triggers: one INSERT ... VALUES of the row (OLD or NEW) that their second argument names.
     SELECT format($row$
-    IF TG_ARGV[1] = 'old' THEN
+    IF TG_ARGV[1] OPERATOR(pg_catalog.=) 'old' THEN
         INSERT INTO %1$s (%2$s) VALUES (TG_ARGV[0], %3$s);
     ELSE
         INSERT INTO %1$s (%2$s) VALUES (TG_ARGV[0], %4$s);
     END IF;
-    IF TG_OP = 'DELETE' THEN
+    IF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
         RETURN OLD;
     END IF;
     RETURN NEW;$row$,
@@ -335,8 +335,9 @@ CREATE FUNCTION @extschema@._create_trigger_function(p_event @extschema@._event_
 AS $function$
 -- Generate the trigger function of an event table from the fragments above: explicit column lists,
 -- no dynamic SQL at run time. SECURITY DEFINER as the table owner, so writers need no privilege on
--- the event table. jit = off: the planner overestimates the row-number join of the pairing
--- quadratically, so a 100k-row UPDATE would be JIT-compiled every time (~150 ms, bench/README.md).
+-- the event table; search_path pinned where the body needs it (below), then jit = off too: the
+-- planner overestimates the row-number join of the pairing quadratically, so a 100k-row UPDATE
+-- would be JIT-compiled every time (~150 ms, bench/README.md).
 DECLARE
     v_function text := @extschema@._trigger_function_name(p_event.event_table);
     v_check    text := @extschema@._gen_schema_check(p_event);
@@ -347,7 +348,7 @@ BEGIN
         || E'\n-- use_column: in the statement branches OLD/NEW name the transition-table aliases, not the row variables.'
         || E'\n#variable_conflict use_column\n'
         || CASE WHEN p_event.context_mode = 'none' THEN ''
-                ELSE format(E'DECLARE\n    v_context %s;', CASE p_event.context_mode WHEN 'json' THEN 'jsonb' ELSE 'uuid' END) END
+                ELSE format(E'DECLARE\n    v_context %s;', CASE p_event.context_mode WHEN 'json' THEN 'pg_catalog.jsonb' ELSE 'pg_catalog.uuid' END) END
         || E'\nBEGIN'
         || @extschema@._gen_statement_bounds(p_event, v_check)   -- triggers without arguments
         || @extschema@._gen_skip_via_parent(p_event)
@@ -357,8 +358,21 @@ BEGIN
         || E'\nEND\n';
     -- OR REPLACE: a function left behind by a dropped event table of the same name is ours to reuse
     -- (one owned by another role cannot be replaced, so nothing foreign is adopted).
-    EXECUTE format('CREATE OR REPLACE FUNCTION %s RETURNS trigger LANGUAGE plpgsql VOLATILE SECURITY DEFINER '
-                   'SET search_path = pg_catalog, pg_temp SET jit = off AS %L', v_function, v_body);
+    -- search_path pinned (and jit) only where the body finds names through it: a condition or the
+    -- pairing of an update captured per statement, the schema check, the statement marks of a
+    -- partitioned table. Every other line is written schema-qualified, operators included, and row
+    -- triggers carry their conditions in their WHEN clauses (parsed once, by track(), under its
+    -- pinned path): nothing a writer puts on their search_path is found, and a call skips the
+    -- settings switch that was the largest part of a row trigger's cost (bench/README.md;
+    -- tests/python/test_search_path.py).
+    EXECUTE format('CREATE OR REPLACE FUNCTION %s RETURNS trigger LANGUAGE plpgsql VOLATILE SECURITY DEFINER%s AS %L',
+                   v_function,
+                   CASE WHEN v_check <> '' OR @extschema@._statement_twins(p_event.event_table) <> '{}'
+                             OR EXISTS (SELECT FROM @extschema@._tracker t
+                                        WHERE t.event_table = p_event.event_table AND t.level = 'statement'
+                                          AND (t.operation = 'update' OR t.trigger_when IS NOT NULL))
+                        THEN ' SET search_path = pg_catalog, pg_temp SET jit = off' ELSE '' END,
+                   v_body);
     -- Only the triggers may run it: nobody can call it or attach it to another table.
     EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', v_function);
     EXECUTE format('COMMENT ON FUNCTION %s IS %L', v_function,

@@ -248,16 +248,18 @@ BEGIN
     LOOP
         EXECUTE format('ALTER TABLE %s ADD COLUMN %I %s', v_table, v_column.name, v_column.type_sql);
     END LOOP;
-    -- Indexes: the object reference, and its text form too where that is not the column itself
-    -- (pghistory.events filters on it); the context id only where one is set.
+    -- Indexes: the object reference once, in the form pghistory.events filters on (its text form,
+    -- where that is not the column itself; a second index on the column would be a sixth of every
+    -- event's bytes, bench/README.md); the context id only where one is set.
     IF p_event.obj_field = ANY (v_new_columns) THEN
-        EXECUTE format('CREATE INDEX %I ON %s (%I)', @extschema@._choose_name(p_name[2] || '_' || p_event.obj_field, '_idx'),
-                       v_table, p_event.obj_field);
         IF (SELECT a.atttypid NOT IN ('text'::regtype, 'varchar'::regtype) AND p.provolatile = 'i'
             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid JOIN pg_proc p ON p.oid = t.typoutput
             WHERE a.attrelid = v_table AND a.attname = p_event.obj_field) THEN
             EXECUTE format('CREATE INDEX %I ON %s ((%I::text))',
                            @extschema@._choose_name(p_name[2] || '_' || p_event.obj_field, '_text_idx'),
+                           v_table, p_event.obj_field);
+        ELSE
+            EXECUTE format('CREATE INDEX %I ON %s (%I)', @extschema@._choose_name(p_name[2] || '_' || p_event.obj_field, '_idx'),
                            v_table, p_event.obj_field);
         END IF;
     END IF;

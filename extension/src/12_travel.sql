@@ -175,7 +175,7 @@ BEGIN
         ORDER BY e.event_table::text
     LOOP
         IF v_key IS NULL THEN
-            EXECUTE format('INSERT INTO %s (%s) SELECT %L, %s FROM %s AS t', v_event.event_table,
+            EXECUTE format('INSERT INTO %s (%s) SELECT %L, %s FROM %s AS t FOR SHARE', v_event.event_table,
                            @extschema@._event_columns(v_event), 'backfill',
                            @extschema@._event_values(v_event, 't', @extschema@._context_expression(v_event)), target);
             GET DIAGNOSTICS v_batch = ROW_COUNT;
@@ -185,7 +185,10 @@ BEGIN
         v_last := NULL;
         v_done := 0;
         LOOP
-            EXECUTE format('WITH batch AS (SELECT * FROM %1$s AS t WHERE $1 IS NULL OR t.%2$I > $1::%3$s ORDER BY t.%2$I LIMIT 10000), '
+            -- FOR SHARE: a write to a row of the batch commits before the row is read (its event then
+            -- comes first) or waits for this transaction (its event comes after): never a stale
+            -- backfill event after a newer one (bench/soak.py).
+            EXECUTE format('WITH batch AS (SELECT * FROM %1$s AS t WHERE $1 IS NULL OR t.%2$I > $1::%3$s ORDER BY t.%2$I LIMIT 10000 FOR SHARE), '
                            'recorded AS (INSERT INTO %4$s (%5$s) SELECT %6$L, %7$s FROM batch AS t) '
                            'SELECT count(*), max(t.%2$I)::text FROM batch AS t',
                            target, v_key.attname, v_key.type_sql, v_event.event_table, @extschema@._event_columns(v_event),

@@ -13,11 +13,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.xfail(
-    reason="backfill() reads rows without locking them: a write that commits between its read and "
-    "its commit leaves the backfill event, stale, as the newest (fix: FOR SHARE on its batches)",
-    strict=False,
-)
 def test_soak_short(pg_server) -> None:
     if pg_server.version != 15:
         pytest.skip("the soak runs once, on PostgreSQL 15")

@@ -6,6 +6,11 @@ CREATE EXTENSION pghistory;
 CREATE SCHEMA test_generated;
 SET search_path = test_generated;
 CREATE FUNCTION show(p_event_table regclass) RETURNS SETOF text LANGUAGE sql AS $$
+    -- its settings first: search_path is pinned only where the body finds names through it
+    SELECT 'settings: ' || coalesce(array_to_string(p.proconfig, ', '), 'none')
+    FROM pghistory._event_table e JOIN pg_proc p ON p.oid = e.trigger_function
+    WHERE e.event_table = p_event_table
+    UNION ALL
     SELECT regexp_replace(regexp_replace(p.prosrc, '\m\d{5,}\M', '<oid>', 'g'),
                           'pghistory \d+\.\d+', 'pghistory <version>', 'g')
     FROM pghistory._event_table e JOIN pg_proc p ON p.oid = e.trigger_function
@@ -29,6 +34,11 @@ CREATE TABLE item (id int PRIMARY KEY, name text, qty int);
 SELECT pghistory.track('item', pghistory.insert_event(), pghistory.update_event(), pghistory.delete_event(),
                        pghistory.truncate_event(), context_mode => 'none');
 SELECT show('item_event');
+
+-- Inserts only, per statement, no condition: every name qualified, no settings to switch.
+CREATE TABLE log (id bigint PRIMARY KEY, line text);
+SELECT pghistory.track('log', pghistory.insert_event());
+SELECT show('log_event');
 
 -- A partitioned table: statement triggers on it, row triggers cloned onto partitions.
 CREATE TABLE shipment (id int, region text, status text, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
