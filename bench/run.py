@@ -156,8 +156,15 @@ def main(argv: list[str] | None = None) -> int:
             with psycopg.connect(w.dsn(), autocommit=True) as conn:
                 for key, setup in (
                     ("pghistory", []),
-                    ("pgh_a", ["DROP INDEX item_pgh_a_event_pgh_obj_id_text_idx"]),
-                    ("pgh_c", ["DROP INDEX item_pgh_c_event_pgh_obj_id_idx"]),
+                    (
+                        "pgh_a",
+                        [
+                            "CREATE INDEX IF NOT EXISTS item_pgh_a_event_pgh_obj_id_idx"
+                            " ON item_pgh_a_event (pgh_obj_id)",
+                            "DROP INDEX IF EXISTS item_pgh_a_event_pgh_obj_id_text_idx",
+                        ],
+                    ),
+                    ("pgh_c", ["DROP INDEX IF EXISTS item_pgh_c_event_pgh_obj_id_idx"]),
                 ):
                     if key not in w.by_key:
                         continue

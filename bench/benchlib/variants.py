@@ -226,8 +226,15 @@ def lean_pghistory(insert_level: str, drop_index: str = "text") -> Callable[[str
                 f"CREATE TRIGGER pghistory_insert AFTER INSERT ON {table} FOR EACH ROW "
                 f"EXECUTE FUNCTION public.{table}_row('insert')"
             )
-        suffix = "_text_idx" if drop_index == "text" else "_idx"
-        stmts.append(f"DROP INDEX {table}_event_pgh_obj_id{suffix}")
+        # (1.1 made both object indexes, 1.2 makes the text one only)
+        ev_name = f"{table}_event"
+        if drop_index == "text":
+            stmts.append(
+                f"CREATE INDEX IF NOT EXISTS {ev_name}_pgh_obj_id_idx ON {ev} (pgh_obj_id)"
+            )
+            stmts.append(f"DROP INDEX IF EXISTS {ev_name}_pgh_obj_id_text_idx")
+        else:
+            stmts.append(f"DROP INDEX IF EXISTS {ev_name}_pgh_obj_id_idx")
         return stmts
 
     return setup
