@@ -733,7 +733,8 @@ BEGIN
 END
 $function$;
 
-CREATE FUNCTION @extschema@._capture_level(p_target regclass, p_level text, p_operation text, p_timing text)
+CREATE FUNCTION @extschema@._capture_level(p_target regclass, p_level text, p_operation text, p_timing text,
+                                           p_whole_row boolean)
     RETURNS text
     LANGUAGE sql
     STABLE
@@ -749,6 +750,15 @@ AS $function$
                 WHEN p_level = 'row' OR p_timing = 'before' OR p_operation = 'insert_or_update'
                      OR (SELECT c.relispartition OR (c.relhassubclass AND c.relkind <> 'p') FROM pg_class c WHERE c.oid = p_target)
                 THEN 'row'
+                -- auto, an update compared as a whole row (p_whole_row): per row, as an ORM writes. Its WHEN
+                -- clause skips a row that did not change before any function runs, and a one-row statement
+                -- pays for no transition tables (bench/README.md; a bulk UPDATE is cheaper per statement:
+                -- level => 'statement'). Not where the WHEN clause would name columns (PostgreSQL then
+                -- refuses ALTER COLUMN ... TYPE), nor on a partitioned table, whose statement triggers
+                -- record a row moving between partitions as one update.
+                WHEN p_level = 'auto' AND p_operation = 'update' AND p_whole_row
+                     AND (SELECT c.relkind <> 'p' FROM pg_class c WHERE c.oid = p_target)
+                THEN 'row'
                 ELSE 'statement' END
 $function$;
 
@@ -761,8 +771,14 @@ CREATE FUNCTION @extschema@._register_trackers(p_event @extschema@._event_table,
 AS $function$
 -- One registry row per tracker: its condition expanded and checked, its trigger's name, its level.
 DECLARE
-    v_tracker @extschema@.tracker;
-    v_when    text;
+    v_tracker   @extschema@.tracker;
+    v_when      text;
+    -- Every update tracker compares whole rows: the default condition over every column, all
+    -- comparable (_expand_condition). Then they may all go per row; else none does, so that the
+    -- events of one statement keep their order.
+    v_whole_row boolean := p_event.fields IS NULL AND p_event.exclude IS NULL
+        AND NOT EXISTS (SELECT FROM unnest(p_trackers) AS t WHERE t.operation = 'update' AND t.condition IS NOT NULL)
+        AND (SELECT bool_and(@extschema@._has_equality(c.atttypid)) FROM @extschema@._columns(p_event.target) c);
 BEGIN
     FOREACH v_tracker IN ARRAY p_trackers LOOP
         v_when := NULL;
@@ -784,7 +800,7 @@ BEGIN
         VALUES (p_event.target, v_tracker.label, p_event.event_table, v_tracker.operation, v_tracker.snapshot,
                 v_tracker.timing, v_tracker.condition, v_when,
                 CASE WHEN v_tracker.operation <> 'manual' THEN @extschema@._choose_name('pghistory_' || v_tracker.label, '') END,
-                @extschema@._capture_level(p_event.target, p_level, v_tracker.operation, v_tracker.timing));
+                @extschema@._capture_level(p_event.target, p_level, v_tracker.operation, v_tracker.timing, v_whole_row));
     END LOOP;
 END
 $function$;

@@ -29,11 +29,18 @@ SELECT pghistory.track('account', pghistory.insert_event(), pghistory.update_eve
                        pghistory.before_delete('gone'), level => 'row', context_mode => 'json');
 SELECT show('account_event');
 
--- Statement level (the default where it can be), with a truncate tracker, no context.
+-- The default levels: inserts, deletes and truncates per statement, an update per row (its WHEN
+-- clause compares whole rows); a truncate tracker, no context.
 CREATE TABLE item (id int PRIMARY KEY, name text, qty int);
 SELECT pghistory.track('item', pghistory.insert_event(), pghistory.update_event(), pghistory.delete_event(),
                        pghistory.truncate_event(), context_mode => 'none');
 SELECT show('item_event');
+
+-- Every tracker per statement (level => 'statement'): the update pairs old and new rows, so the
+-- function pins search_path and jit.
+CREATE TABLE ledger (id int PRIMARY KEY, amount numeric);
+SELECT pghistory.track('ledger', pghistory.insert_event(), pghistory.update_event(), level => 'statement');
+SELECT show('ledger_event');
 
 -- Inserts only, per statement, no condition: every name qualified, no settings to switch.
 CREATE TABLE log (id bigint PRIMARY KEY, line text);
