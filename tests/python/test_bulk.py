@@ -9,7 +9,8 @@ def test_million_row_update_completes_with_default_work_mem(conn: psycopg.Connec
     assert conn.execute("SHOW work_mem").fetchone() == ("4MB",)
     conn.execute("CREATE TABLE big (id bigint PRIMARY KEY, n int, note text)")
     conn.execute("INSERT INTO big SELECT g, g, 'row ' || g FROM generate_series(1, 1000000) g")
-    conn.execute("SELECT pghistory.track('big', pghistory.update_event())")
+    # per statement (auto captures a whole-row update per row since 1.2): the pairing under test
+    conn.execute("SELECT pghistory.track('big', pghistory.update_event(), level => 'statement')")
     levels = conn.execute(
         "SELECT t->>'level' FROM pghistory.tracking, jsonb_array_elements(trackers) t"
         " WHERE target = 'big'::regclass"
