@@ -65,7 +65,7 @@ def generate(database: dict[str, Any]) -> dict[str, Any]:
         USE_TZ=True,
     )
     django.setup()
-    from benchapp.models import Tracked
+    from benchapp.models import Tracked  # type: ignore[import-not-found]  # written at run time
     from django.apps import apps
     from django.db import connection
     from pghistory.models import Context

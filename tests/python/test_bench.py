@@ -51,7 +51,7 @@ def test_partitioned_benchmark_quick(pg_server: Any) -> None:
     assert "row level: insert 12,000, update" in output
 
 
-def test_write_benchmark_quick(pg_server) -> None:
+def test_write_benchmark_quick(pg_server: Any) -> None:
     # django-pghistory's column needs a virtualenv from PyPI: left out of the smoke run
     variants = "untracked,floor,lean,stmt,pghistory,pgh_a"
     output = quick_run(pg_server, "run.py", "--no-django", "--variants", variants)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_soak_short(pg_server) -> None:
+def test_soak_short(pg_server: Any) -> None:
     if pg_server.version != 15:
         pytest.skip("the soak runs once, on PostgreSQL 15")
     result = subprocess.run(
