@@ -240,6 +240,15 @@ def lean_pghistory(insert_level: str, drop_index: str = "text") -> Callable[[str
     return setup
 
 
+def shape_11(table: str) -> list[str]:
+    """pghistory 1.1's defaults rebuilt on this version: every tracker per statement (its generated
+    function then pins search_path and jit, as 1.1's always did) and both object indexes."""
+    return [
+        f"SELECT pghistory.track('{table}', level => 'statement')",
+        f"CREATE INDEX {table}_event_pgh_obj_id_idx ON {table}_event (pgh_obj_id)",
+    ]
+
+
 def django_real(statements: list[str]) -> Callable[[str], list[str]]:
     return lambda table: list(statements)
 
@@ -258,6 +267,7 @@ def catalogue(django: dict[str, Any] | None) -> dict[str, Variant]:
         "stmt": Variant("stmt", "statement trigger, jit off", statement, context="raw"),
         "pghistory": Variant("pghistory", "pghistory", track(), context="set_context"),
         "pgh_row": Variant("pgh_row", "pghistory level row", track("row"), context="set_context"),
+        "pgh_11": Variant("pgh_11", "1.1's shape", shape_11, context="set_context"),
         "pgh_a": Variant(
             "pgh_a",
             "pgh: row update (no SET), stmt insert, no text idx",
