@@ -6,8 +6,7 @@
     .venv/bin/python bench/app_context.py --quick    # a few requests, to prove the script works
 
 It starts its own throwaway server (tests/pgserver.py) and serves one Flask + SQLAlchemy ORM
-app (psycopg 3 driver, the engine's connection pool) in three variants, each with its own
-engine:
+app (psycopg 3 driver, the engine's connection pool) in variants, each with its own engine:
 
   plain        no middleware, engine not instrumented (what an app without pghistory's
                context runs)
@@ -17,9 +16,24 @@ engine:
 
 and two requests: POST /items (one ORM insert into a tracked table, in a transaction: with
 the context, the trigger also records the context row) and GET /items/<id> (one ORM read in a
-transaction: with the context, one set_config statement and no write). Requests are WSGI
-calls in this process (a prepared environ, the body iterated and closed as a server does): no
-HTTP, so the figures are the strictest (a real server adds its own time to both sides).
+transaction: with the context, one set_config statement and no write). The write alone also
+runs in variants that split the context's cost into its two parts, (a) the extra statement
+and round trip of the set_config and (b) the context row the trigger upserts:
+
+  settings only    middleware + the handler sends instrument's statement shape itself
+                   (raw DB-API cursor) on settings pghistory does not read: (a) without (b)
+  raw insert       plain, the handler sends the INSERT itself through the raw DB-API cursor
+                   as one simple-query string (the baseline of the next one)
+  raw one string   middleware, the handler sends the request's set_config and the INSERT in
+                   one simple-query string through the raw cursor: the context costs no round
+                   trip, only the set_config's server work and (b), the floor of any client
+
+(psycopg's pipeline mode would also send both in one round trip, but SQLAlchemy's ORM reads
+cursor.description right after the INSERT ... RETURNING, which a pipeline has not filled yet.)
+
+Requests are WSGI calls in this process (a prepared environ, the body iterated and closed as a
+server does): no HTTP, so the figures are the strictest (a real server adds its own time to
+both sides).
 
 Rounds interleave the variants (order rotated each round); a round runs each variant's
 requests back to back. Ratios are the median of per-round ratios against plain of the same
@@ -37,6 +51,7 @@ import platform
 import statistics
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
@@ -45,18 +60,32 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import flask
-import pghist
-import pghist.sqlalchemy
-import pghist.wsgi
 import pgserver
 import psycopg
 import sqlalchemy as sa
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import orm
 from werkzeug.test import EnvironBuilder
 
-VARIANTS = ("plain", "middleware", "context")
+import pghist
+import pghist.sqlalchemy
+import pghist.wsgi
+from pghist import _context
+
+VARIANTS = (
+    "plain",
+    "middleware",
+    "context",
+    "settings only",
+    "raw insert",
+    "raw one string",
+)
 REQUESTS = ("write", "read")
+RUNS = {"write": VARIANTS, "read": VARIANTS[:3]}  # the split variants only differ on a write
+# instrument's statement on settings that no trigger reads: its cost without a context row
+SETTINGS_ONLY_SQL = _context.APPLY_SQL.replace("pghistory.", "bench.").format("%s", "%s")
+RAW_INSERT = sql.SQL("INSERT INTO item (name, qty) VALUES ('x', 1) RETURNING id")
 
 
 class Base(orm.DeclarativeBase):
@@ -92,7 +121,25 @@ def make_app(url: sa.URL, variant: str, pids: set[int]) -> tuple[Callable[..., A
     @app.post("/items")
     def write() -> tuple[str, int]:
         with orm.Session(engine) as session, session.begin():
-            session.add(Item(name="x", qty=1))
+            if not variant.startswith("raw"):
+                session.add(Item(name="x", qty=1))
+            if variant != "settings only" and not variant.startswith("raw"):
+                return "", 201
+            cursor = session.connection().connection.cursor()
+            try:
+                if variant == "settings only":
+                    cursor.execute(SETTINGS_ONLY_SQL, (str(uuid.uuid4()), '{"method": "POST"}'))
+                elif variant == "raw insert":
+                    cursor.execute(RAW_INSERT)
+                else:  # no parameters: psycopg sends the string as one simple query
+                    scope = _context.current_scope()
+                    assert scope is not None
+                    apply = sql.SQL(_context.APPLY_SQL).format(
+                        sql.Literal(str(uuid.uuid4())), sql.Literal(scope.json)
+                    )
+                    cursor.execute(sql.SQL("{}; {}").format(apply, RAW_INSERT))
+            finally:
+                cursor.close()
         return "", 201
 
     @app.get("/items/<int:item_id>")
@@ -102,7 +149,7 @@ def make_app(url: sa.URL, variant: str, pids: set[int]) -> tuple[Callable[..., A
             return {"id": item.id, "qty": item.qty}
 
     wsgi: Callable[..., Any] = app.wsgi_app
-    if variant != "plain":
+    if variant not in {"plain", "raw insert"}:
         wsgi = pghist.wsgi.ContextMiddleware(wsgi)
     return wsgi, engine
 
@@ -181,17 +228,18 @@ def main() -> int:
         pids: dict[str, set[int]] = {variant: set() for variant in VARIANTS}
         apps = {variant: make_app(url, variant, pids[variant]) for variant in VARIANTS}
         try:
-            for app, _ in apps.values():  # also opens each engine's connection
-                for kind in REQUESTS:
-                    run_requests(app, kind, warmup, set())
+            for kind in REQUESTS:  # also opens each engine's connection
+                for variant in RUNS[kind]:
+                    run_requests(apps[variant][0], kind, warmup, set())
             times: dict[tuple[str, str], list[float]] = {
-                (v, k): [] for v in VARIANTS for k in REQUESTS
+                (v, k): [] for k in REQUESTS for v in RUNS[k]
             }
             cpus: dict[tuple[str, str], list[float]] = {key: [] for key in times}
             for round_no in range(rounds):
-                order = VARIANTS[round_no % 3 :] + VARIANTS[: round_no % 3]
                 for kind in REQUESTS:
-                    for variant in order:
+                    runs = RUNS[kind]
+                    shift = round_no % len(runs)
+                    for variant in runs[shift:] + runs[:shift]:
                         elapsed, cpu = run_requests(apps[variant][0], kind, count, pids[variant])
                         times[variant, kind].append(elapsed)
                         cpus[variant, kind].append(cpu)
@@ -204,8 +252,10 @@ def main() -> int:
             ).fetchone()  # type: ignore[misc]
             (contexts,) = conn.execute("SELECT count(*) FROM pghistory.context").fetchone()  # type: ignore[misc]
 
-    def ratio(data: dict[tuple[str, str], list[float]], variant: str, kind: str) -> float:
-        pairs = zip(data[variant, kind], data["plain", kind], strict=True)
+    def ratio(
+        data: dict[tuple[str, str], list[float]], variant: str, kind: str, base: str = "plain"
+    ) -> float:
+        pairs = zip(data[variant, kind], data[base, kind], strict=True)
         return statistics.median(v / p for v, p in pairs)
 
     print("# The ambient request context: cost per request (bench/app_context.py)")
@@ -224,31 +274,38 @@ def main() -> int:
         "read": "GET /items/<id>: read one row (read-only transaction)",
     }
     results: dict[str, Any] = {"settings": settings, "rounds": rounds, "requests": count}
-    for name, data in (("elapsed", times), ("cpu", cpus)):
-        print()
-        print(
-            f"| request | {name}: plain (us) | middleware (us) | context (us)"
-            " | middleware / plain | context / plain |"
-        )
-        print("|---|---|---|---|---|---|")
-        for kind in REQUESTS:
-            medians = {v: statistics.median(data[v, kind]) for v in VARIANTS}
-            ratios = {v: ratio(data, v, kind) for v in VARIANTS[1:]}
+    print()
+    print("| request | variant | elapsed (us) | elapsed / plain | CPU (us) | CPU / plain |")
+    print("|---|---|---|---|---|---|")
+    for kind in REQUESTS:
+        for variant in RUNS[kind]:
+            row: dict[str, Any] = {}
+            for name, data in (("elapsed", times), ("cpu", cpus)):
+                row[f"{name}_us"] = statistics.median(data[variant, kind])
+                row[f"{name}_ratio"] = ratio(data, variant, kind)
             print(
-                f"| {labels[kind]} | {medians['plain']:.0f} | {medians['middleware']:.0f} |"
-                f" {medians['context']:.0f} | {ratios['middleware']:.3f} |"
-                f" {ratios['context']:.3f} |"
+                f"| {labels[kind]} | {variant} | {row['elapsed_us']:.0f} |"
+                f" {row['elapsed_ratio']:.3f} | {row['cpu_us']:.0f} | {row['cpu_ratio']:.3f} |"
             )
-            results[f"{kind}_{name}"] = {"median_us": medians, "ratios": ratios}
+            results[f"{kind} {variant}"] = row
     print()
     print(
         "elapsed: wall clock per request; cpu: CPU time per request of this process and of"
         " the server processes serving the variant (other load on the machine does not count)"
     )
     print()
+    for what, variant, base in (
+        ("(a) the set_config's statement and round trip", "settings only", "middleware"),
+        ("(b) the context row, given (a)", "context", "settings only"),
+        ("floor: set_config and INSERT in one string", "raw one string", "raw insert"),
+    ):
+        elapsed, cpu = (ratio(data, variant, "write", base) for data in (times, cpus))
+        print(f"- {what}: {variant} / {base} = {elapsed:.3f} elapsed, {cpu:.3f} CPU")
+        results[f"{variant} / {base}"] = {"elapsed": elapsed, "cpu": cpu}
+    print()
     print(
         f"insert events: {events} ({with_context} with a context); context rows: {contexts}"
-        " (one per writing request with the context, none for reads)"
+        " (one per writing request with the context, none for reads nor 'settings only')"
     )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
