@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """pghistory application benchmark: what the ambient request context costs per request.
 
-    .venv/bin/python bench/app_context.py            # PostgreSQL 15, about 2 minutes
-    .venv/bin/python bench/app_context.py --pg 18
-    .venv/bin/python bench/app_context.py --quick    # a few requests, to prove the script works
+    .venv/bin/python -m bench.app_context            # PostgreSQL 15, about 2 minutes
+    .venv/bin/python -m bench.app_context --pg 18
+    .venv/bin/python -m bench.app_context --quick    # a few requests, to prove the script works
 
 It starts its own throwaway server (tests/pgserver.py) and serves one Flask + SQLAlchemy ORM
 app (psycopg 3 driver, the engine's connection pool) in variants, each with its own engine:
@@ -57,10 +57,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
 import flask
-import pgserver
 import psycopg
 import sqlalchemy as sa
 from psycopg import sql
@@ -72,6 +69,7 @@ import pghist
 import pghist.sqlalchemy
 import pghist.wsgi
 from pghist import _context
+from tests import pgserver
 
 VARIANTS = (
     "plain",

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """pghistory history-browser benchmark: page times and export rate on a big history (issue 15).
 
-    .venv/bin/python bench/web.py            # PostgreSQL 15, 1M events (a few minutes)
-    .venv/bin/python bench/web.py --quick    # 20k events, to prove the script works
+    .venv/bin/python -m bench.web            # PostgreSQL 15, 1M events (a few minutes)
+    .venv/bin/python -m bench.web --quick    # 20k events, to prove the script works
 
 It starts its own throwaway server (tests/pgserver.py), records a shop's history (orders, their
 lines and customers, with contexts), then measures on this machine:
@@ -30,14 +30,11 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+import psycopg
+from starlette.testclient import TestClient
 
-import pgserver  # noqa: E402
-import psycopg  # noqa: E402
-from starlette.testclient import TestClient  # noqa: E402
-
-from pghist import web  # noqa: E402
+from pghist import web
+from tests import pgserver
 
 MEMORY_CEILING_MB = 150  # the export's peak RSS must stay under this, whatever the history's size
 
@@ -94,7 +91,9 @@ def record(conn: psycopg.Connection, events: int) -> dict[str, int]:
             )
             done += conn.execute(statement).rowcount
     conn.execute("VACUUM ANALYZE")
-    (total,) = conn.execute("SELECT count(*) FROM pghistory.events").fetchone()
+    row = conn.execute("SELECT count(*) FROM pghistory.events").fetchone()
+    assert row is not None
+    (total,) = row
     return {"events": total, "orders": orders, "customers": customers}
 
 
@@ -113,9 +112,11 @@ def page_times(dsn: str, orders: int, samples: int) -> list[dict[str, Any]]:
     ]
     results = []
     with TestClient(app) as client, psycopg.connect(dsn) as conn:
-        first, last = conn.execute(
+        span_row = conn.execute(
             "SELECT min(pgh_created_at), max(pgh_created_at) FROM orders_event"
         ).fetchone()
+        assert span_row is not None
+        first, last = span_row
         span = urllib.parse.urlencode({"since": first.isoformat(), "until": last.isoformat()})
         pages[6] = ("a time range", "/events?" + span)
         # the second page of one table, through the link the first page shows
@@ -198,7 +199,7 @@ def main() -> int:
     samples = args.samples or (5 if args.quick else 20)
     with pgserver.start(args.pg) as server, psycopg.connect(server.dsn(), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION pghistory")
-        settings = dict(
+        settings: dict[str, str] = dict(
             conn.execute(
                 "SELECT name, current_setting(name) FROM pg_settings WHERE name IN"
                 " ('server_version', 'shared_buffers', 'work_mem', 'jit', 'synchronous_commit',"
@@ -247,9 +248,8 @@ def main() -> int:
     print()
     print(f"| export, events per second | {full['events_per_s']:,} |")
     verdict = "yes" if full["peak_rss_mb"] < MEMORY_CEILING_MB else "NO"
-    print(
-        f"| export peak memory under {MEMORY_CEILING_MB} MB | {verdict} ({full['peak_rss_mb']} MB) |"
-    )
+    peak = full["peak_rss_mb"]
+    print(f"| export peak memory under {MEMORY_CEILING_MB} MB | {verdict} ({peak} MB) |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     return 0 if full["peak_rss_mb"] < MEMORY_CEILING_MB else 1

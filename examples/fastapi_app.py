@@ -19,9 +19,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import fastapi
-import pghist
-import pghist.asgi
-import pghist.sqlalchemy
 import pydantic
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -29,6 +26,10 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection
+
+import pghist
+import pghist.asgi
+import pghist.sqlalchemy
 
 
 class Base(orm.DeclarativeBase):

@@ -16,11 +16,12 @@ import os
 from typing import Any
 
 import flask
+import sqlalchemy as sa
+from sqlalchemy import orm
+
 import pghist
 import pghist.sqlalchemy
 import pghist.wsgi
-import sqlalchemy as sa
-from sqlalchemy import orm
 
 
 class Base(orm.DeclarativeBase):
@@ -56,14 +57,12 @@ def create_app(database_url: str | None = None) -> flask.Flask:
     @app.patch("/orders/<int:order_id>")
     def update_order(order_id: int) -> dict[str, Any]:
         data = flask.request.get_json()
-        # a nested scope adds a key to the request's context
-        with (
-            pghist.context(reason=data.get("reason")),
-            orm.Session(engine) as session,
-            session.begin(),
-        ):
+        with orm.Session(engine) as session, session.begin():
             order = session.get_one(Order, order_id)
-            order.qty = data["qty"]
+            # a nested scope adds a key to the request's context, for the writes made in it
+            with pghist.context(reason=data.get("reason")):
+                order.qty = data["qty"]
+                session.flush()
             return {"id": order.id, "qty": order.qty}
 
     @app.get("/orders/<int:order_id>/history")

@@ -553,7 +553,8 @@ def test_web_benchmark_quick(pg_server: Any) -> None:
     if pg_server.version != 15:
         pytest.skip("the benchmark scripts are exercised once, on PostgreSQL 15")
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "web.py"), "--quick", "--pg", "15"],
+        [sys.executable, "-m", "bench.web", "--quick", "--pg", "15"],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
