@@ -176,6 +176,9 @@ class Pgbench:
     seconds: int = 5
     transactions: int = 0  # > 0: -t instead of -T (quick mode)
     problems: list[str] = field(default_factory=list)
+    # measurement caveats (a short run that ended before its backends could be pinned): printed,
+    # but unlike problems (events not as expected) they do not fail the run
+    notes: list[str] = field(default_factory=list)
     _scripts: int = 0
 
     def run(
@@ -266,7 +269,7 @@ class Pgbench:
                     ready.add(app)
             time.sleep(0.005)
         if len(ready) < clients:
-            self.problems.append(f"could not pin the backends of {clients} pgbench clients")
+            self.notes.append(f"could not pin the backends of {clients} pgbench clients")
 
 
 def describe() -> dict[str, Any]:

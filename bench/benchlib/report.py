@@ -206,6 +206,7 @@ def render(w: Writes, meta: dict[str, Any], reads: dict[str, dict[str, Any]], cp
     out.append("")
     assert w.quiet is not None
     out.append(w.quiet.summary())
+    out += [f"Note: {note}" for note in w.notes]
     if w.problems:
         out.append("PROBLEMS (events not as expected):")
         out += [f"  - {p}" for p in w.problems]

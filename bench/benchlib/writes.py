@@ -61,6 +61,7 @@ class Writes:
         self.admin: psycopg.Connection[Any] | None = None
         self.results: dict[str, list[dict[str, Any]]] = {"bulk": [], "pgbench": []}
         self.problems: list[str] = []
+        self.notes: list[str] = []
         self.quiet: Quiet | None = None
         self.no_context: set[str] = set()  # variants left out of the context part
         self.pgbench: Pgbench | None = None
@@ -83,6 +84,7 @@ class Writes:
             seconds=self.cfg.seconds,
             transactions=self.cfg.transactions,
             problems=self.problems,
+            notes=self.notes,
         )
 
     def database(self) -> dict[str, Any]:
