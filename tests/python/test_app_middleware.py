@@ -19,7 +19,6 @@ import flask
 import psycopg
 import pytest
 import sqlalchemy as sa
-from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
@@ -31,23 +30,13 @@ from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocket
+from test_sqlalchemy import url as sa_url
 from werkzeug.test import Client
 
 import pghist
 import pghist.asgi
 import pghist.sqlalchemy
 import pghist.wsgi
-
-
-def sa_url(dsn: str, driver: str) -> sa.URL:
-    params = conninfo_to_dict(dsn)
-    return sa.URL.create(
-        f"postgresql+{driver}",
-        username=str(params["user"]),
-        host=str(params["host"]),
-        port=int(str(params["port"])),
-        database=str(params["dbname"]),
-    )
 
 
 @pytest.fixture
