@@ -125,41 +125,53 @@ CREATE FUNCTION @extschema@.current_context_id()
     LANGUAGE plpgsql
     VOLATILE
     SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
 AS $function$
 -- The id of this transaction's context, or NULL. The context lives in two transaction-local settings,
 -- pghistory.context_id and pghistory.context_metadata (the protocol django-pghistory's client speaks);
 -- its row in pghistory.context is written here, once per change of the settings, and only by the
 -- session that created it.
+-- Every event written in a context calls this, so it is kept cheap: no SET clause (a SET saves and
+-- restores the setting on every call), hence every name is schema-qualified, operators and types
+-- included, so that a caller's search_path reaches nothing (tests/python/test_search_path.py); and
+-- no exception block (each entry is a subtransaction) for a context in the form clients send.
 DECLARE
-    v_raw_id       text := current_setting('pghistory.context_id', true);
-    v_raw_metadata text := current_setting('pghistory.context_metadata', true);
-    v_id           uuid;
-    v_metadata     jsonb;
+    v_raw_id       pg_catalog.text := pg_catalog.current_setting('pghistory.context_id', true);
+    v_raw_metadata pg_catalog.text := pg_catalog.current_setting('pghistory.context_metadata', true);
+    v_id           pg_catalog.uuid;
+    v_metadata     pg_catalog.jsonb;
 BEGIN
-    IF v_raw_id IS NULL OR v_raw_id = '' THEN
+    IF v_raw_id IS NULL OR v_raw_id OPERATOR(pg_catalog.=) '' THEN
         RETURN NULL;
     END IF;
     -- Fast path: the row already holds these settings (the marker is transaction-local too).
-    IF current_setting('pghistory.context_synced', true) = v_raw_id || ' ' || coalesce(v_raw_metadata, '') THEN
-        RETURN v_raw_id::uuid;
+    IF pg_catalog.current_setting('pghistory.context_synced', true)
+           OPERATOR(pg_catalog.=) pg_catalog.concat(v_raw_id, ' ', v_raw_metadata) THEN
+        RETURN v_raw_id::pg_catalog.uuid;
     END IF;
 
-    BEGIN
-        v_id := v_raw_id::uuid;
-    EXCEPTION WHEN invalid_text_representation THEN
-        RAISE EXCEPTION 'pghistory: setting pghistory.context_id is not a uuid: "%"', v_raw_id
-            USING ERRCODE = 'invalid_text_representation',
-                  HINT = 'Set it to a uuid (SET LOCAL pghistory.context_id = ''...''), or call pghistory.set_context(metadata).';
-    END;
-    BEGIN
-        v_metadata := coalesce(nullif(v_raw_metadata, ''), '{}')::jsonb;
-    EXCEPTION WHEN invalid_text_representation THEN
-        RAISE EXCEPTION 'pghistory: setting pghistory.context_metadata is not valid JSON: "%"', v_raw_metadata
-            USING ERRCODE = 'invalid_text_representation',
-                  HINT = 'Set it to a JSON object, or call pghistory.set_context(metadata).';
-    END;
-    IF jsonb_typeof(v_metadata) <> 'object' THEN
+    IF v_raw_id OPERATOR(pg_catalog.~) '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$' THEN
+        v_id := v_raw_id::pg_catalog.uuid;
+    ELSE  -- the other spellings uuid accepts ({...}, no hyphens), or not a uuid
+        BEGIN
+            v_id := v_raw_id::pg_catalog.uuid;
+        EXCEPTION WHEN invalid_text_representation THEN
+            RAISE EXCEPTION 'pghistory: setting pghistory.context_id is not a uuid: "%"', v_raw_id
+                USING ERRCODE = 'invalid_text_representation',
+                      HINT = 'Set it to a uuid (SET LOCAL pghistory.context_id = ''...''), or call pghistory.set_context(metadata).';
+        END;
+    END IF;
+    IF v_raw_metadata IS NULL OR v_raw_metadata OPERATOR(pg_catalog.=) '' THEN
+        v_metadata := '{}';
+    ELSE
+        BEGIN
+            v_metadata := v_raw_metadata::pg_catalog.jsonb;
+        EXCEPTION WHEN invalid_text_representation THEN
+            RAISE EXCEPTION 'pghistory: setting pghistory.context_metadata is not valid JSON: "%"', v_raw_metadata
+                USING ERRCODE = 'invalid_text_representation',
+                      HINT = 'Set it to a JSON object, or call pghistory.set_context(metadata).';
+        END;
+    END IF;
+    IF pg_catalog.jsonb_typeof(v_metadata) OPERATOR(pg_catalog.<>) 'object' THEN
         RAISE EXCEPTION 'pghistory: setting pghistory.context_metadata is not a JSON object: %', v_metadata
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Context metadata is a JSON object such as {"user": 42}.';
@@ -170,15 +182,16 @@ BEGIN
     INSERT INTO @extschema@.context AS c (id, metadata)
     VALUES (v_id, v_metadata)
     ON CONFLICT (id) DO UPDATE
-        SET metadata = excluded.metadata, updated_at = now()
-        WHERE c.set_by = excluded.set_by AND c.backend_pid = excluded.backend_pid;
+        SET metadata = excluded.metadata, updated_at = pg_catalog.now()
+        WHERE c.set_by OPERATOR(pg_catalog.=) excluded.set_by
+          AND c.backend_pid OPERATOR(pg_catalog.=) excluded.backend_pid;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'pghistory: context "%" belongs to another session', v_id
             USING ERRCODE = 'insufficient_privilege',
                   HINT = 'Use a new id per context: pghistory.set_context(metadata) creates one.';
     END IF;
 
-    PERFORM set_config('pghistory.context_synced', v_raw_id || ' ' || coalesce(v_raw_metadata, ''), true);
+    PERFORM pg_catalog.set_config('pghistory.context_synced', pg_catalog.concat(v_raw_id, ' ', v_raw_metadata), true);
     RETURN v_id;
 END
 $function$;
@@ -190,14 +203,20 @@ CREATE FUNCTION @extschema@.current_context()
     RETURNS jsonb
     LANGUAGE plpgsql
     VOLATILE
-    SET search_path = pg_catalog, pg_temp
 AS $function$
 -- The metadata of this transaction's context, as it is now (what context_mode => 'json' stores).
+-- Called per event like current_context_id(), and qualified like it instead of a SET clause.
+DECLARE
+    v_raw_metadata pg_catalog.text;
 BEGIN
-    IF @extschema@.current_context_id() IS NULL THEN
+    IF @extschema@.current_context_id() IS NULL THEN   -- validates the settings
         RETURN NULL;
     END IF;
-    RETURN coalesce(nullif(current_setting('pghistory.context_metadata', true), ''), '{}')::jsonb;
+    v_raw_metadata := pg_catalog.current_setting('pghistory.context_metadata', true);
+    IF v_raw_metadata IS NULL OR v_raw_metadata OPERATOR(pg_catalog.=) '' THEN
+        RETURN '{}';
+    END IF;
+    RETURN v_raw_metadata::pg_catalog.jsonb;
 END
 $function$;
 COMMENT ON FUNCTION @extschema@.current_context() IS

@@ -9,6 +9,7 @@ temporary table named like the event table."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,15 +23,27 @@ CREATE TABLE {evil}.calls (who name, what text);
 GRANT INSERT, SELECT ON {evil}.calls TO PUBLIC;
 CREATE FUNCTION {evil}.trap(a text, b text) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO {evil}.calls VALUES (current_user, 'operator on ' || a);
+    INSERT INTO {evil}.calls VALUES (current_user, 'operator = on ' OPERATOR(pg_catalog.||) a);
     RETURN a OPERATOR(pg_catalog.=) b;
 END $$;
 CREATE FUNCTION {evil}.trap_ne(a text, b text) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO {evil}.calls VALUES (current_user, 'operator on ' || a);
+    INSERT INTO {evil}.calls VALUES (current_user, 'operator <> on ' OPERATOR(pg_catalog.||) a);
     RETURN a OPERATOR(pg_catalog.<>) b;
 END $$;
 CREATE OPERATOR {evil}.= (LEFTARG = text, RIGHTARG = text, FUNCTION = {evil}.trap);
+CREATE FUNCTION {evil}.trap_name(a name, b name) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {evil}.calls VALUES (current_user, 'operator = on names');
+    RETURN a OPERATOR(pg_catalog.=) b;
+END $$;
+CREATE FUNCTION {evil}.trap_int(a integer, b integer) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {evil}.calls VALUES (current_user, 'operator = on integers');
+    RETURN a OPERATOR(pg_catalog.=) b;
+END $$;
+CREATE OPERATOR {evil}.= (LEFTARG = name, RIGHTARG = name, FUNCTION = {evil}.trap_name);
+CREATE OPERATOR {evil}.= (LEFTARG = integer, RIGHTARG = integer, FUNCTION = {evil}.trap_int);
 CREATE OPERATOR {evil}.<> (LEFTARG = text, RIGHTARG = text, FUNCTION = {evil}.trap_ne);
 CREATE FUNCTION {evil}.current_setting(text, boolean) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
@@ -47,6 +60,42 @@ BEGIN
     INSERT INTO {evil}.calls VALUES (current_user, 'current_context_id');
     RETURN NULL;
 END $$;
+CREATE FUNCTION {evil}.trap_concat(a text, b text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {evil}.calls VALUES (current_user, 'operator ||');
+    RETURN a OPERATOR(pg_catalog.||) b;
+END $$;
+CREATE FUNCTION {evil}.trap_match(a text, b text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {evil}.calls VALUES (current_user, 'operator ~');
+    RETURN a OPERATOR(pg_catalog.~) b;
+END $$;
+CREATE OPERATOR {evil}.|| (LEFTARG = text, RIGHTARG = text, FUNCTION = {evil}.trap_concat);
+CREATE OPERATOR {evil}.~ (LEFTARG = text, RIGHTARG = text, FUNCTION = {evil}.trap_match);
+CREATE FUNCTION {evil}.concat(a text, b text, c text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {evil}.calls VALUES (current_user, 'concat');
+    RETURN pg_catalog.concat(a, b, c);
+END $$;
+CREATE FUNCTION {evil}.set_config(text, text, boolean) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {evil}.calls VALUES (current_user, 'set_config');
+    RETURN pg_catalog.set_config($1, $2, $3);
+END $$;
+CREATE FUNCTION {evil}.jsonb_typeof(jsonb) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {evil}.calls VALUES (current_user, 'jsonb_typeof');
+    RETURN pg_catalog.jsonb_typeof($1);
+END $$;
+-- types named like the ones the code declares: a domain's check runs whoever assigns to it
+CREATE FUNCTION {evil}.domain_trap() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {evil}.calls VALUES (current_user, 'domain');
+    RETURN true;
+END $$;
+CREATE DOMAIN {evil}.text AS pg_catalog.text CHECK ({evil}.domain_trap());
+CREATE DOMAIN {evil}.uuid AS pg_catalog.uuid CHECK ({evil}.domain_trap());
+CREATE DOMAIN {evil}.jsonb AS pg_catalog.jsonb CHECK ({evil}.domain_trap());
 """
 
 
@@ -92,8 +141,9 @@ def roles(conn: psycopg.Connection[Any]) -> Iterator[tuple[str, str, str]]:
         ", level => 'statement'",
         ", pghistory.insert_event(), pghistory.delete_event(),"
         " pghistory.update_event(condition => 'NEW.status <> OLD.status')",
+        ", context_mode => 'json'",
     ],
-    ids=["default", "row", "statement", "condition"],
+    ids=["default", "row", "statement", "condition", "json-context"],
 )
 def test_hostile_search_path_reaches_nothing(
     conn: psycopg.Connection[Any],
@@ -122,6 +172,23 @@ def test_hostile_search_path_reaches_nothing(
         w.execute("UPDATE app.orders SET status = 'paid' WHERE id OPERATOR(pg_catalog.=) 1")
         w.execute("UPDATE app.orders SET qty = qty WHERE id OPERATOR(pg_catalog.=) 2")
         w.execute("UPDATE app.orders SET status = 'sent' WHERE id OPERATOR(pg_catalog.<) 3")
+        # the settings a client sends (the lazy protocol), first in this session: the context row
+        # is written by the trigger's call, and the context functions are compiled, here; a
+        # context id as clients set it, in another spelling the uuid type accepts, and the first
+        # again in a later transaction (as django-pghistory does: its row is updated)
+        context_ids = [uuid.uuid4(), uuid.uuid4()]
+        raw_ids = (str(context_ids[0]), "{" + context_ids[1].hex.upper() + "}", str(context_ids[0]))
+        for n, raw_id in enumerate(raw_ids):
+            with w.transaction():
+                w.execute(
+                    "SELECT pg_catalog.set_config('pghistory.context_id', %s, true),"
+                    " pg_catalog.set_config('pghistory.context_metadata', %s, true)",
+                    (raw_id, f'{{"user": {8 + n % 2}}}'),
+                )
+                w.execute(
+                    "UPDATE app.orders SET status = %s WHERE id OPERATOR(pg_catalog.=) 3",
+                    (f"ctx{n}",),
+                )
         with w.transaction():
             w.execute("SELECT pghistory.set_context('{\"user\": 7}')")
             w.execute("UPDATE app.orders SET status = 'late' WHERE id OPERATOR(pg_catalog.=) 3")
@@ -131,17 +198,32 @@ def test_hostile_search_path_reaches_nothing(
         ).fetchall()
         assert calls == [], f"the trigger code ran the writer's objects: {calls}"
         assert w.execute("SELECT count(*) FROM pg_temp.orders_event").fetchone() == (0,)
+    # the metadata each event's context holds: kept in the event, or in its row of pghistory.context
+    metadata = (
+        "e.pgh_context"
+        if "json" in options
+        else "(SELECT c.metadata FROM pghistory.context c WHERE c.id = e.pgh_context_id)"
+    )
     labels = conn.execute(
-        "SELECT pgh_label, pgh_obj_id, status, pgh_context_id IS NOT NULL"
-        " FROM app.orders_event ORDER BY pgh_id"
+        f"SELECT pgh_label, pgh_obj_id, status, {metadata} FROM app.orders_event e ORDER BY pgh_id"
     ).fetchall()
     inserts = [r for r in labels if r[0] == "insert"]
     updates = [r for r in labels if r[0] == "update"]
     assert sorted(r[1] for r in inserts) == [1, 2, 3]
-    # id 1 -> paid -> sent, id 2 -> sent (its no-op update recorded nothing), id 3 -> late
+    # id 1 -> paid -> sent, id 2 -> sent (its no-op update recorded nothing), id 3 -> ctx0 -> ctx1
+    # -> ctx2 -> late
     assert sorted((r[1], r[2], r[3]) for r in updates) == [
-        (1, "paid", False),
-        (1, "sent", False),
-        (2, "sent", False),
-        (3, "late", True),
+        (1, "paid", None),
+        (1, "sent", None),
+        (2, "sent", None),
+        (3, "ctx0", {"user": 8}),
+        (3, "ctx1", {"user": 9}),
+        (3, "ctx2", {"user": 8}),
+        (3, "late", {"user": 7}),
     ]
+    if "json" not in options:  # both spellings of a uuid name their context row
+        contexts = conn.execute(
+            "SELECT id, metadata FROM pghistory.context WHERE id = ANY(%s) ORDER BY metadata->>'user'",
+            (context_ids,),
+        ).fetchall()
+        assert contexts == [(context_ids[0], {"user": 8}), (context_ids[1], {"user": 9})]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from typing import Any, cast
@@ -16,7 +17,7 @@ from typing import Any, cast
 import psycopg
 import pytest
 import sqlalchemy as sa
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import orm
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
@@ -310,6 +311,75 @@ def test_non_json_metadata_never_reaches_the_server(
         ):
             session.commit()
     assert contexts_of(conn, orders) == []
+
+
+def client_waits(dbapi_connection: Any, work: Any) -> list[str]:
+    """The messages after which the client waits for the server (Query or Sync: one round trip
+    each) while ``work`` runs, read from libpq's own protocol trace."""
+    pgconn = dbapi_connection.pgconn
+    with tempfile.TemporaryFile("w+") as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            work()
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        messages = [line.split("\t") for line in trace.read().splitlines()]
+    return [
+        m[2].split(" ")[0] for m in messages if m[0] == "F" and m[2].startswith(("Query", "Sync"))
+    ]
+
+
+def test_psycopg_context_costs_no_round_trip(
+    db_dsn: str, conn: psycopg.Connection[Any], orders: str
+) -> None:
+    """psycopg 3: the settings go in the round trip of the statement that needs them."""
+    engine = pghist.sqlalchemy.instrument(sa.create_engine(url(db_dsn, "psycopg")))
+    try:
+        with orm.Session(engine) as session:
+            dbapi_connection = session.connection().connection.dbapi_connection
+            session.rollback()
+
+            def insert(order_id: int) -> None:
+                session.add(Order(id=order_id, total=order_id))
+                session.commit()
+
+            plain = client_waits(dbapi_connection, lambda: insert(1))
+            with pghist.context(user=7):
+                in_context = client_waits(dbapi_connection, lambda: insert(2))
+    finally:
+        engine.dispose()
+    assert len(plain) == 3, plain  # BEGIN, the INSERT, COMMIT
+    assert len(in_context) == len(plain), (plain, in_context)
+    assert contexts_of(conn, orders) == [None, {"user": 7}]
+
+
+def test_psycopg_failing_statement_leaves_the_session_usable(
+    db_dsn: str, conn: psycopg.Connection[Any], orders: str
+) -> None:
+    """The pipeline the settings share with a statement ends with it, whether the server refuses
+    the statement or the driver refuses its parameters before sending anything."""
+    engine = pghist.sqlalchemy.instrument(sa.create_engine(url(db_dsn, "psycopg")))
+    insert = sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (:id, :total)")
+    try:
+        with pghist.context(user=1), orm.Session(engine) as session:
+            session.execute(insert, {"id": 1, "total": 1})
+            session.commit()
+            with pytest.raises(sa.exc.IntegrityError, match="duplicate key"):
+                session.execute(insert, {"id": 1, "total": 2})
+            session.rollback()
+            with pytest.raises(sa.exc.ProgrammingError, match="cannot adapt"):
+                session.execute(insert, {"id": 2, "total": object()})
+            session.rollback()
+            pgconn = session.connection().connection.dbapi_connection.pgconn
+            assert pgconn.pipeline_status == pq.PipelineStatus.OFF
+            session.execute(insert, {"id": 3, "total": 3})
+            session.commit()
+    finally:
+        engine.dispose()
+    assert conn.execute(f"SELECT id FROM {SCHEMA}.orders ORDER BY id").fetchall() == [(1,), (3,)]
+    assert contexts_of(conn, orders) == [{"user": 1}, {"user": 1}]
 
 
 def test_import_pghist_pulls_in_no_sqlalchemy() -> None:

@@ -11,7 +11,9 @@ transaction that runs no statement in a scope sends nothing, nor does one that o
 Applying the context is one statement setting two transaction-local settings (see
 ``pghist._context``): nothing is written unless the transaction writes an event, so
 read-only transactions work on a read-only server or a hot standby, and nothing outlives
-the transaction (safe behind PgBouncer in transaction mode).
+the transaction (safe behind PgBouncer in transaction mode). With psycopg 3 (sync) that
+statement travels in the round trip of the statement that needs it (a pipeline of the two),
+so a context costs no extra round trip; the other drivers send it just before.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = ["SUPPORTED_DRIVERS", "instrument", "is_instrumented"]
 SUPPORTED_DRIVERS = ("psycopg", "psycopg_async", "psycopg2", "asyncpg")
 
 _KEY = "pghist_context"  # in Connection.info: the _Transaction state of the current transaction
+_PIPELINE_KEY = "pghist_pipeline"  # in Connection.info: the pipeline open around one statement
 
 
 class _Transaction:
@@ -100,15 +103,59 @@ def _before_cursor_execute(  # noqa: PLR0917 (the event's signature)
     _context.check_not_autocommit(conn.connection.dbapi_connection)
     context_id = state.context_id or str(uuid.uuid4())
     applied = scope if encoded == scope.encoded else _context.Scope(metadata, encoded)
-    apply_cursor = conn.connection.cursor()
-    try:
-        apply_cursor.execute(
-            _context.apply_statement(conn.dialect.paramstyle), (context_id, applied.json)
-        )
-    finally:
-        apply_cursor.close()
+    statement_args = (_context.apply_statement(conn.dialect.paramstyle), (context_id, applied.json))
+    dbapi_connection = conn.connection.dbapi_connection
+    if _pipelines(conn.dialect) and not executemany and not getattr(cursor, "name", None):
+        # the settings ride in the statement's own round trip: a pipeline of the two, which
+        # after_cursor_execute (or handle_error) closes, reading both results
+        pipeline = dbapi_connection.pipeline()
+        pipeline.__enter__()
+        apply_cursor = dbapi_connection.cursor()
+        conn.info[_PIPELINE_KEY] = (pipeline, apply_cursor)
+        apply_cursor.execute(*statement_args)
+    else:
+        apply_cursor = conn.connection.cursor()
+        try:
+            apply_cursor.execute(*statement_args)
+        finally:
+            apply_cursor.close()
     state.context_id, state.metadata, state.encoded = context_id, metadata, encoded
     state.scope, state.stale = scope, False
+
+
+def _close_pipeline(conn: Connection, *exc_info: Any) -> None:
+    opened = conn.info.pop(_PIPELINE_KEY, None)
+    if opened is not None:
+        pipeline, apply_cursor = opened
+        try:
+            pipeline.__exit__(*exc_info)  # syncs: sends both, waits for both results
+        finally:
+            apply_cursor.close()
+
+
+def _after_cursor_execute(  # noqa: PLR0917 (the event's signature)
+    conn: Connection,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
+    if _PIPELINE_KEY in conn.info:
+        _close_pipeline(conn, None, None, None)
+
+
+def _handle_error(exception_context: Any) -> None:
+    conn = exception_context.connection
+    if conn is not None and _PIPELINE_KEY in conn.info:
+        error = exception_context.original_exception
+        _close_pipeline(conn, type(error), error, error.__traceback__)
+
+
+def _pipelines(dialect: Any) -> bool:
+    """psycopg 3, sync. (Its async adapter in SQLAlchemy reads a statement's rows as soon as it
+    is sent, before a pipeline has them; psycopg2 and asyncpg have no pipeline.)"""
+    return dialect.driver == "psycopg" and not dialect.is_async
 
 
 _LISTENERS = (
@@ -117,6 +164,8 @@ _LISTENERS = (
     ("rollback", _end),
     ("rollback_savepoint", _rollback_savepoint),
     ("before_cursor_execute", _before_cursor_execute),
+    ("after_cursor_execute", _after_cursor_execute),
+    ("handle_error", _handle_error),
 )
 
 
