@@ -223,7 +223,8 @@ def test_hostile_search_path_reaches_nothing(
     ]
     if "json" not in options:  # both spellings of a uuid name their context row
         contexts = conn.execute(
-            "SELECT id, metadata FROM pghistory.context WHERE id = ANY(%s) ORDER BY metadata->>'user'",
+            "SELECT id, metadata FROM pghistory.context WHERE id = ANY(%s)"
+            " ORDER BY metadata->>'user'",
             (context_ids,),
         ).fetchall()
         assert contexts == [(context_ids[0], {"user": 8}), (context_ids[1], {"user": 9})]
