@@ -723,6 +723,7 @@ DECLARE
     v_trigger name;
     v_column  record;
     v_new_columns name[];
+    v_index   regclass;
 BEGIN
     IF v_table IS NULL THEN
         -- Partitioned by time, the primary key must hold the partition key too.
@@ -789,6 +790,21 @@ BEGIN
         ELSE
             EXECUTE format('CREATE INDEX %I ON %s (%I)', @extschema@._choose_name(p_name[2] || '_' || p_event.obj_field, '_idx'),
                            v_table, p_event.obj_field);
+        END IF;
+    END IF;
+    -- pghistory 1.0 and 1.1 indexed the object reference twice, as itself and in its text form: the
+    -- first of the two, as they named and made it, goes (sync() brings their event tables to 1.2).
+    IF NOT p_event.obj_field = ANY (v_new_columns) THEN
+        SELECT i.indexrelid::regclass INTO v_index
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_attribute a ON a.attrelid = i.indrelid
+        WHERE i.indrelid = v_table AND i.indnatts = 1 AND NOT i.indisunique AND i.indexprs IS NULL
+          AND i.indpred IS NULL AND a.attnum = i.indkey[0] AND a.attname = p_event.obj_field
+          AND c.relname = @extschema@._choose_name(p_name[2] || '_' || p_event.obj_field, '_idx')
+          AND EXISTS (SELECT FROM pg_index t JOIN pg_class tc ON tc.oid = t.indexrelid
+                      WHERE t.indrelid = v_table AND t.indexprs IS NOT NULL
+                        AND tc.relname = @extschema@._choose_name(p_name[2] || '_' || p_event.obj_field, '_text_idx'));
+        IF v_index IS NOT NULL THEN
+            EXECUTE format('DROP INDEX %s', v_index);
         END IF;
     END IF;
     IF p_event.context_mode = 'id' AND p_event.context_field = ANY (v_new_columns) THEN

@@ -58,6 +58,9 @@ ORDER BY 1, 2
 """
 
 
+INDEXES = "SELECT indexdef FROM pg_indexes WHERE tablename = 'orders_event' ORDER BY 1"
+
+
 def versions() -> tuple[list[str], str]:
     control = (EXTENSION_DIR / "pghistory.control").read_text()
     default = re.search(r"default_version\s*=\s*'([^']+)'", control)
@@ -162,8 +165,16 @@ def test_upgrade_gives_a_fresh_install(make_database: Callable[..., str], start:
         assert conn.execute(
             "SELECT status FROM orders_event ORDER BY pgh_id DESC LIMIT 1"
         ).fetchone() == ("after",)
+        upgraded_indexes = conn.execute(INDEXES).fetchall()
         conn.execute("DROP TABLE orders, orders_event")
         conn.execute("SELECT pghistory.sync()")  # what the events view is with no history
     expected = catalog(fresh)
+    # and sync() gave the event table of the older version the indexes a fresh track() makes
+    with psycopg.connect(fresh, autocommit=True) as conn:
+        conn.execute("CREATE TABLE orders (id int PRIMARY KEY, status text)")
+        conn.execute("SELECT pghistory.track('orders')")
+        fresh_indexes = conn.execute(INDEXES).fetchall()
+        conn.execute("DROP TABLE orders, orders_event")
+    assert upgraded_indexes == fresh_indexes
     assert len(expected) > 50  # functions, tables, views, types, policies, event triggers
     assert catalog(upgraded) == expected
