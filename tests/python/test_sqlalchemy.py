@@ -372,7 +372,7 @@ def test_psycopg_failing_statement_leaves_the_session_usable(
             with pytest.raises(sa.exc.ProgrammingError, match="cannot adapt"):
                 session.execute(insert, {"id": 2, "total": object()})
             session.rollback()
-            pgconn = session.connection().connection.dbapi_connection.pgconn
+            pgconn = cast(Any, session.connection().connection.dbapi_connection).pgconn
             assert pgconn.pipeline_status == pq.PipelineStatus.OFF
             session.execute(insert, {"id": 3, "total": 3})
             session.commit()

@@ -104,7 +104,7 @@ def _before_cursor_execute(  # noqa: PLR0917 (the event's signature)
     context_id = state.context_id or str(uuid.uuid4())
     applied = scope if encoded == scope.encoded else _context.Scope(metadata, encoded)
     statement_args = (_context.apply_statement(conn.dialect.paramstyle), (context_id, applied.json))
-    dbapi_connection = conn.connection.dbapi_connection
+    dbapi_connection: Any = conn.connection.dbapi_connection
     if _pipelines(conn.dialect) and not executemany and not getattr(cursor, "name", None):
         # the settings ride in the statement's own round trip: a pipeline of the two, which
         # after_cursor_execute (or handle_error) closes, reading both results
