@@ -81,7 +81,7 @@ BEGIN
         END;
     END IF;
     IF v_raw_metadata IS NULL OR v_raw_metadata OPERATOR(pg_catalog.=) '' THEN
-        v_metadata := '{}';
+        v_metadata := '{}'::pg_catalog.jsonb;
     ELSE
         BEGIN
             v_metadata := v_raw_metadata::pg_catalog.jsonb;
@@ -131,7 +131,7 @@ BEGIN
     END IF;
     v_raw_metadata := pg_catalog.current_setting('pghistory.context_metadata', true);
     IF v_raw_metadata IS NULL OR v_raw_metadata OPERATOR(pg_catalog.=) '' THEN
-        RETURN '{}';
+        RETURN '{}'::pg_catalog.jsonb;
     END IF;
     RETURN v_raw_metadata::pg_catalog.jsonb;
 END
