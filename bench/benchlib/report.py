@@ -65,6 +65,7 @@ def figures(w: Writes, cpu: bool) -> dict[str, dict[str, Any]]:
     # context: transactions with a context against the same transactions without
     for wl, title in (("update", "UPDATE"), ("insert", "INSERT")):
         cell = {}
+        by_function: dict[str, float] = {}
         for v in w.variants:
             rs = [
                 r
@@ -83,10 +84,19 @@ def figures(w: Writes, cpu: bool) -> dict[str, dict[str, Any]]:
                     rs, tps, lambda r: r["shape"] == "tx", lambda r: r["shape"] == "row"
                 )
                 cell["floor"] = None if floor is None else floor - 1
+                eager = paired_ratio(
+                    rs, tps, lambda r: r["shape"] == "tx", lambda r: r["shape"] == "set_context"
+                )
+                if eager is not None:
+                    by_function[v.key] = eager - 1
         if cell:
             out[
                 f"context cost per single-row {title} (BEGIN; ctx; W; COMMIT vs BEGIN; W; COMMIT)"
             ] = cell
+        if by_function:
+            out[f"context cost per single-row {title}, ctx = SELECT pghistory.set_context()"] = (
+                by_function
+            )
     return out
 
 

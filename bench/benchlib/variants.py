@@ -27,8 +27,9 @@ COLUMN_TYPES = {
 # New rows (bulk and single-row INSERT) take ids from the identity, far above the loaded ones.
 IDENTITY_START = 1_000_000_000
 
-# How a transaction sets a context: pghistory's function, or django-pghistory's protocol (two
-# transaction-local settings), which the lean and statement references read too.
+# How a transaction sets a context: django-pghistory's protocol (two transaction-local settings),
+# which pghistory reads (pghist's integrations set them), the lean and statement references too;
+# or pghistory's SQL function, which writes the context row at once.
 CONTEXT_SQL = {
     "set_context": """SELECT pghistory.set_context('{"user": 1}')""",
     "raw": (
@@ -265,7 +266,8 @@ def catalogue(django: dict[str, Any] | None) -> dict[str, Variant]:
         "floor": Variant("floor", "floor (no trigger)", floor, floor=True),
         "lean": Variant("lean", "lean row trigger", lean, context="raw"),
         "stmt": Variant("stmt", "statement trigger, jit off", statement, context="raw"),
-        "pghistory": Variant("pghistory", "pghistory", track(), context="set_context"),
+        # the settings protocol, as pghist's integrations speak it (set_context() is its own row)
+        "pghistory": Variant("pghistory", "pghistory", track(), context="raw"),
         "pgh_row": Variant("pgh_row", "pghistory level row", track("row"), context="set_context"),
         "pgh_11": Variant("pgh_11", "1.1's shape", shape_11, context="set_context"),
         "pgh_a": Variant(

@@ -294,7 +294,7 @@ class Writes:
             if v.context and v.key not in self.no_context:
                 pairs += [(v, "tx"), (v, "select"), (v, v.context)]
             if v.key == "pghistory":
-                pairs.append((v, "row"))
+                pairs += [(v, "row"), (v, "set_context")]
         self._pgbench_rounds([("update", 1), ("insert", 1)], pairs)
 
     def _pgbench_rounds(
