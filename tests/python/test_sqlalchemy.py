@@ -355,6 +355,34 @@ def test_psycopg_context_costs_no_round_trip(
     assert contexts_of(conn, orders) == [None, {"user": 7}]
 
 
+def test_psycopg2_context_travels_with_the_statement(
+    db_dsn: str, conn: psycopg.Connection[Any], orders: str
+) -> None:
+    """psycopg2: the settings go in front of the statement, one query string (the server saw it
+    whole), and the statement's result is still the caller's."""
+    engine = pghist.sqlalchemy.instrument(sa.create_engine(url(db_dsn, "psycopg2")))
+    insert = sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (:id, :total) RETURNING id, total")
+    try:
+        with pghist.context(user=3), engine.connect() as c:
+            assert c.execute(insert, {"id": 1, "total": 50}).one() == (1, 50)
+            pid = cast(Any, c.connection.dbapi_connection).get_backend_pid()
+            seen = conn.execute(
+                "SELECT query FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone()
+            c.commit()
+            # executemany keeps the statement as it is (the settings go just before)
+            c.execute(
+                sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (:id, 1)"), [{"id": 2}, {"id": 3}]
+            )
+            c.commit()
+    finally:
+        engine.dispose()
+    assert seen is not None
+    assert "set_config('pghistory.context_id'" in seen[0]
+    assert f"INSERT INTO {SCHEMA}.orders" in seen[0]
+    assert contexts_of(conn, orders) == [{"user": 3}] * 3
+
+
 def test_psycopg_failing_statement_leaves_the_session_usable(
     db_dsn: str, conn: psycopg.Connection[Any], orders: str
 ) -> None:

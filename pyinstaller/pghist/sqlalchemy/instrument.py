@@ -13,7 +13,8 @@ Applying the context is one statement setting two transaction-local settings (se
 read-only transactions work on a read-only server or a hot standby, and nothing outlives
 the transaction (safe behind PgBouncer in transaction mode). With psycopg 3 (sync) that
 statement travels in the round trip of the statement that needs it (a pipeline of the two),
-so a context costs no extra round trip; the other drivers send it just before.
+and with psycopg2 in the same query string (a statement with parameters, not an executemany),
+so a context costs no extra round trip; otherwise it is sent just before.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ SUPPORTED_DRIVERS = ("psycopg", "psycopg_async", "psycopg2", "asyncpg")
 
 _KEY = "pghist_context"  # in Connection.info: the _Transaction state of the current transaction
 _PIPELINE_KEY = "pghist_pipeline"  # in Connection.info: the pipeline open around one statement
+# psycopg2: the settings statement in front of a statement with named parameters
+_ID_PARAM, _METADATA_PARAM = "pghist_context_id", "pghist_context_metadata"
+_PSYCOPG2_PREFIX = _context.APPLY_SQL.format(f"%({_ID_PARAM})s", f"%({_METADATA_PARAM})s") + "; "
 
 
 class _Transaction:
@@ -85,20 +89,21 @@ def _before_cursor_execute(  # noqa: PLR0917 (the event's signature)
     parameters: Any,
     context: Any,
     executemany: bool,
-) -> None:
+) -> tuple[str, Any]:
+    unchanged = statement, parameters
     scope = _context.current_scope()
     if scope is None:
-        return
+        return unchanged
     state: _Transaction | None = conn.info.get(_KEY)
     if state is None or (state.scope is scope and not state.stale):
-        return  # not in a transaction SQLAlchemy began (dialect set-up), or already applied
+        return unchanged  # not in a transaction SQLAlchemy began (dialect set-up), or applied
     if _reads_only(statement):
-        return  # nothing to record yet: a read-only transaction sends nothing at all
+        return unchanged  # nothing to record yet: a read-only transaction sends nothing at all
     # One context per transaction: a nested scope's keys merge into it (as set_context()'s do).
     encoded = {**state.encoded, **scope.encoded}
     if state.context_id is not None and encoded == state.encoded and not state.stale:
         state.scope = scope
-        return
+        return unchanged
     metadata = {**state.metadata, **scope.metadata}
     _context.check_not_autocommit(conn.connection.dbapi_connection)
     context_id = state.context_id or str(uuid.uuid4())
@@ -113,6 +118,16 @@ def _before_cursor_execute(  # noqa: PLR0917 (the event's signature)
         apply_cursor = dbapi_connection.cursor()
         conn.info[_PIPELINE_KEY] = (pipeline, apply_cursor)
         apply_cursor.execute(*statement_args)
+    elif (
+        conn.dialect.driver == "psycopg2"
+        and not executemany
+        and isinstance(parameters, dict)
+        and parameters
+        and not getattr(cursor, "name", None)
+    ):
+        # psycopg2 binds on the client and sends one query string: the settings go in front
+        statement = _PSYCOPG2_PREFIX + statement
+        parameters = {**parameters, _ID_PARAM: context_id, _METADATA_PARAM: applied.json}
     else:
         apply_cursor = conn.connection.cursor()
         try:
@@ -121,6 +136,7 @@ def _before_cursor_execute(  # noqa: PLR0917 (the event's signature)
             apply_cursor.close()
     state.context_id, state.metadata, state.encoded = context_id, metadata, encoded
     state.scope, state.stale = scope, False
+    return statement, parameters
 
 
 def _close_pipeline(conn: Connection, *exc_info: Any) -> None:
@@ -208,5 +224,6 @@ def instrument(engine: _AnyEngine) -> _AnyEngine:
         )
     if not is_instrumented(sync_engine):
         for name, listener in _LISTENERS:
-            event.listen(sync_engine, name, listener)
+            # before_cursor_execute may put the settings in front of the statement
+            event.listen(sync_engine, name, listener, retval=name == "before_cursor_execute")
     return engine
