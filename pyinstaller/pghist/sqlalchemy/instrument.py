@@ -1,8 +1,8 @@
 """``instrument(engine)``: every transaction begun inside a ``pghist.context`` scope carries it.
 
-Hooks SQLAlchemy's own connection events (no monkey-patching). ``begin`` starts the
-bookkeeping of a transaction; ``before_cursor_execute`` puts the current scope on the
-transaction just before its first statement that may write runs inside a scope (and again,
+Hooks SQLAlchemy's own connection events (no monkey-patching). ``before_cursor_execute``
+puts the current scope on the transaction with its first statement that may write inside a
+scope (and again,
 merged, when a nested scope adds keys later in the same transaction). So ORM sessions, Core
 connections, bulk ``session.execute(update(...))`` and ``text()`` alike are covered, and a
 transaction that runs no statement in a scope sends nothing, nor does one that only reads
@@ -44,9 +44,10 @@ _PSYCOPG2_PREFIX = _context.APPLY_SQL.format(f"%({_ID_PARAM})s", f"%({_METADATA_
 class _Transaction:
     """What this transaction has been given: its context id, merged metadata, last scope."""
 
-    __slots__ = ("context_id", "encoded", "metadata", "scope", "stale")
+    __slots__ = ("context_id", "encoded", "metadata", "scope", "stale", "transaction")
 
-    def __init__(self) -> None:
+    def __init__(self, transaction: object) -> None:
+        self.transaction = transaction  # SQLAlchemy's, whose state this is
         self.context_id: str | None = None
         self.metadata: dict[str, Any] = {}
         self.encoded: dict[str, str] = {}
@@ -54,16 +55,21 @@ class _Transaction:
         self.stale = False  # a rolled back savepoint took the settings with it
 
 
-def _begin(conn: Connection) -> None:
-    conn.info[_KEY] = _Transaction()
-
-
-def _end(conn: Connection) -> None:
-    conn.info.pop(_KEY, None)
+def _state(conn: Connection) -> _Transaction | None:
+    """The state of the transaction ``conn`` is in (kept in its DB-API connection's info, and
+    replaced when SQLAlchemy begins another: no listener on begin and commit, one call less
+    per transaction); None outside a transaction SQLAlchemy began (dialect set-up)."""
+    transaction = conn.get_transaction()
+    if transaction is None:
+        return None
+    state: _Transaction | None = conn.info.get(_KEY)
+    if state is None or state.transaction is not transaction:
+        state = conn.info[_KEY] = _Transaction(transaction)
+    return state
 
 
 def _rollback_savepoint(conn: Connection, name: str, context: Any) -> None:
-    state = conn.info.get(_KEY)
+    state = _state(conn)
     if state is not None and state.context_id is not None:
         state.stale = True
 
@@ -94,7 +100,7 @@ def _before_cursor_execute(  # noqa: PLR0917 (the event's signature)
     scope = _context.current_scope()
     if scope is None:
         return unchanged
-    state: _Transaction | None = conn.info.get(_KEY)
+    state = _state(conn)
     if state is None or (state.scope is scope and not state.stale):
         return unchanged  # not in a transaction SQLAlchemy began (dialect set-up), or applied
     if _reads_only(statement):
@@ -175,9 +181,6 @@ def _pipelines(dialect: Any) -> bool:
 
 
 _LISTENERS = (
-    ("begin", _begin),
-    ("commit", _end),
-    ("rollback", _end),
     ("rollback_savepoint", _rollback_savepoint),
     ("before_cursor_execute", _before_cursor_execute),
     ("after_cursor_execute", _after_cursor_execute),
