@@ -100,11 +100,11 @@ def _before_cursor_execute(  # noqa: PLR0917 (the event's signature)
     scope = _context.current_scope()
     if scope is None:
         return unchanged
+    if _reads_only(statement):
+        return unchanged  # nothing to record yet: a read-only transaction sends nothing at all
     state = _state(conn)
     if state is None or (state.scope is scope and not state.stale):
         return unchanged  # not in a transaction SQLAlchemy began (dialect set-up), or applied
-    if _reads_only(statement):
-        return unchanged  # nothing to record yet: a read-only transaction sends nothing at all
     # One context per transaction: a nested scope's keys merge into it (as set_context()'s do).
     encoded = {**state.encoded, **scope.encoded}
     if state.context_id is not None and encoded == state.encoded and not state.stale:
