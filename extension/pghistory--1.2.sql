@@ -132,8 +132,9 @@ AS $function$
 -- session that created it.
 -- Every event written in a context calls this, so it is kept cheap: no SET clause (a SET saves and
 -- restores the setting on every call), hence every name is schema-qualified, operators and types
--- included, so that a caller's search_path reaches nothing (tests/python/test_search_path.py); and
--- no exception block (each entry is a subtransaction) for a context in the form clients send.
+-- included, so that a caller's search_path reaches nothing (tests/python/test_search_path.py). The
+-- id is checked against the uuid pattern before its cast, so that only the JSON cast needs an
+-- exception block (each entry is a subtransaction).
 DECLARE
     v_raw_id       pg_catalog.text := pg_catalog.current_setting('pghistory.context_id', true);
     v_raw_metadata pg_catalog.text := pg_catalog.current_setting('pghistory.context_metadata', true);
