@@ -53,8 +53,8 @@ def parse_args(argv: list[str]) -> tuple[Config, argparse.Namespace]:
     p.add_argument("--no-django", action="store_true", help="skip the django-pghistory column")
     p.add_argument(
         "--no-context",
-        default="stmt,pgh_b,pgh_row",
-        help="variants left out of the context part (default: stmt,pgh_b,pgh_row)",
+        default="stmt,pgh_b,pgh_row,pgh_stmt",
+        help="variants left out of the context part (default: stmt,pgh_b,pgh_row,pgh_stmt)",
     )
     p.add_argument("--json", metavar="PATH", help="also write all measurements to PATH")
     p.add_argument("--rows", type=int, help="rows in the table (default 200000)")

@@ -9,7 +9,15 @@ from .stats import fmt, median, paired_ratio, table
 from .variants import Variant
 from .writes import Writes
 
-PGH = ("pghistory", "pgh_row", "pgh_11", "pgh_a", "pgh_b", "pgh_c")  # whose goals are checked
+PGH = (
+    "pghistory",
+    "pgh_row",
+    "pgh_stmt",
+    "pgh_11",
+    "pgh_a",
+    "pgh_b",
+    "pgh_c",
+)  # whose goals are checked
 
 
 def _slowdown(rows: list[dict[str, Any]], key: str, metric: str) -> float | None:

@@ -269,6 +269,9 @@ def catalogue(django: dict[str, Any] | None) -> dict[str, Variant]:
         # the settings protocol, as pghist's integrations speak it (set_context() is its own row)
         "pghistory": Variant("pghistory", "pghistory", track(), context="raw"),
         "pgh_row": Variant("pgh_row", "pghistory level row", track("row"), context="set_context"),
+        "pgh_stmt": Variant(
+            "pgh_stmt", "pghistory level statement", track("statement"), context="set_context"
+        ),
         "pgh_11": Variant("pgh_11", "1.1's shape", shape_11, context="set_context"),
         "pgh_a": Variant(
             "pgh_a",
