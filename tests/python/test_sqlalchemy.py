@@ -152,11 +152,19 @@ def test_savepoint_rollback_keeps_the_context(
     with pghist.context(user="sp"), orm.Session(engine) as session:
         nested = session.begin_nested()
         session.add(Order(id=1, total=1))
-        session.flush()  # the context was applied inside the savepoint ...
-        nested.rollback()  # ... and rolled back with it
+        session.flush()
+        nested.rollback()
         session.add(Order(id=2, total=2))
         session.commit()
-    assert contexts_of(conn, orders) == [{"user": "sp"}]
+    insert = sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (:id, 1)")
+    with engine.connect() as c:
+        nested_core = c.begin_nested()  # SAVEPOINT, sent outside any scope
+        with pghist.context(user="core"):
+            c.execute(insert, {"id": 3})  # the context is applied inside the savepoint ...
+            nested_core.rollback()  # ... and rolled back with it: the next write sends it again
+            c.execute(insert, {"id": 4})
+        c.commit()
+    assert contexts_of(conn, orders) == [{"user": "sp"}, {"user": "core"}]
 
 
 def test_threads_each_carry_their_own_context(
@@ -239,12 +247,12 @@ def test_instrumenting_twice_is_harmless(
     engine: sa.Engine, conn: psycopg.Connection[Any], orders: str
 ) -> None:
     assert pghist.sqlalchemy.is_instrumented(engine)
-    events = ("rollback_savepoint", "before_cursor_execute", "after_cursor_execute")
-    once = [len(getattr(engine.dispatch, name)) for name in events]
+    events = ("do_execute", "do_execute_no_params", "do_executemany")
+    once = [len(getattr(engine.dialect.dispatch, name)) for name in events]
     assert once == [1] * len(events)
     assert pghist.sqlalchemy.instrument(engine) is engine
     assert pghist.sqlalchemy.instrument(engine) is engine
-    assert [len(getattr(engine.dispatch, name)) for name in events] == once
+    assert [len(getattr(engine.dialect.dispatch, name)) for name in events] == once
     with pghist.context(user=1), engine.begin() as c:
         c.execute(sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (1, 1)"))
     assert contexts_of(conn, orders) == [{"user": 1}]

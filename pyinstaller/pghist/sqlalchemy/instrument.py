@@ -1,12 +1,15 @@
 """``instrument(engine)``: every transaction begun inside a ``pghist.context`` scope carries it.
 
-Hooks SQLAlchemy's own connection events (no monkey-patching). ``before_cursor_execute``
-puts the current scope on the transaction with its first statement that may write inside a
-scope (and again,
-merged, when a nested scope adds keys later in the same transaction). So ORM sessions, Core
-connections, bulk ``session.execute(update(...))`` and ``text()`` alike are covered, and a
-transaction that runs no statement in a scope sends nothing, nor does one that only reads
-(plain SELECTs that call no function: they cannot write an event).
+Hooks SQLAlchemy's own dialect events (no monkey-patching): ``do_execute`` and its
+``executemany`` / no-parameters siblings, through which every statement reaches the driver.
+Before a transaction's first statement that may write inside a scope (and again, merged,
+when a nested scope adds keys later in the same transaction, or when a savepoint they were
+sent in has ended) the current scope goes along. So ORM sessions, Core connections, bulk
+``session.execute(update(...))`` and ``text()`` alike are covered, and a transaction that
+runs no statement in a scope sends nothing, nor does one that only reads (plain SELECTs that
+call no function: they cannot write an event). Dialect events leave SQLAlchemy's per-statement
+connection event dispatch off, which a connection listener, even one doing nothing, costs a
+request that reads (bench/app_context.py).
 
 Applying the context is one statement setting two transaction-local settings (see
 ``pghist._context``): nothing is written unless the transaction writes an event, so
@@ -35,7 +38,6 @@ __all__ = ["SUPPORTED_DRIVERS", "instrument", "is_instrumented"]
 SUPPORTED_DRIVERS = ("psycopg", "psycopg_async", "psycopg2", "asyncpg")
 
 _KEY = "pghist_context"  # in Connection.info: the _Transaction state of the current transaction
-_PIPELINE_KEY = "pghist_pipeline"  # in Connection.info: the pipeline open around one statement
 # psycopg2: the settings statement in front of a statement with named parameters
 _ID_PARAM, _METADATA_PARAM = "pghist_context_id", "pghist_context_metadata"
 _PSYCOPG2_PREFIX = _context.APPLY_SQL.format(f"%({_ID_PARAM})s", f"%({_METADATA_PARAM})s") + "; "
@@ -44,7 +46,7 @@ _PSYCOPG2_PREFIX = _context.APPLY_SQL.format(f"%({_ID_PARAM})s", f"%({_METADATA_
 class _Transaction:
     """What this transaction has been given: its context id, merged metadata, last scope."""
 
-    __slots__ = ("context_id", "encoded", "metadata", "scope", "stale", "transaction")
+    __slots__ = ("applied_in", "context_id", "encoded", "metadata", "scope", "transaction")
 
     def __init__(self, transaction: object) -> None:
         self.transaction = transaction  # SQLAlchemy's, whose state this is
@@ -52,13 +54,18 @@ class _Transaction:
         self.metadata: dict[str, Any] = {}
         self.encoded: dict[str, str] = {}
         self.scope: _context.Scope | None = None
-        self.stale = False  # a rolled back savepoint took the settings with it
+        # the savepoint the settings were last sent in (None: the transaction itself); once it
+        # has ended they may have gone with it (rolled back), so they are sent again
+        self.applied_in: Any = None
+
+    def stale(self) -> bool:
+        return self.applied_in is not None and not self.applied_in.is_active
 
 
 def _state(conn: Connection) -> _Transaction | None:
     """The state of the transaction ``conn`` is in (kept in its DB-API connection's info, and
-    replaced when SQLAlchemy begins another: no listener on begin and commit, one call less
-    per transaction); None outside a transaction SQLAlchemy began (dialect set-up)."""
+    replaced when SQLAlchemy begins another); None outside a transaction SQLAlchemy began
+    (dialect set-up)."""
     transaction = conn.get_transaction()
     if transaction is None:
         return None
@@ -66,12 +73,6 @@ def _state(conn: Connection) -> _Transaction | None:
     if state is None or state.transaction is not transaction:
         state = conn.info[_KEY] = _Transaction(transaction)
     return state
-
-
-def _rollback_savepoint(conn: Connection, name: str, context: Any) -> None:
-    state = _state(conn)
-    if state is not None and state.context_id is not None:
-        state.stale = True
 
 
 _CALL = re.compile(r"(?<!%)\(")  # a parenthesis, other than a %(name)s placeholder's
@@ -88,103 +89,120 @@ def _reads_only(statement: str) -> bool:
     )
 
 
-def _before_cursor_execute(  # noqa: PLR0917 (the event's signature)
-    conn: Connection,
-    cursor: Any,
-    statement: str,
-    parameters: Any,
-    context: Any,
-    executemany: bool,
-) -> tuple[str, Any]:
-    unchanged = statement, parameters
+class _Settings:
+    """The settings a statement must carry: sent with it (or before it), then recorded."""
+
+    __slots__ = ("conn", "context_id", "encoded", "metadata", "scope", "state")
+
+    def __init__(self, conn: Connection, state: _Transaction, scope: _context.Scope) -> None:
+        self.conn, self.state, self.scope = conn, state, scope
+        self.encoded = {**state.encoded, **scope.encoded}
+        self.metadata = {**state.metadata, **scope.metadata}
+        self.context_id = state.context_id or str(uuid.uuid4())
+
+    @property
+    def json(self) -> str:
+        # one context per transaction: a nested scope's keys merge into it (as set_context()'s do)
+        scope = self.scope
+        return (
+            scope.json
+            if self.encoded == scope.encoded
+            else _context.Scope(self.metadata, self.encoded).json
+        )
+
+    def statement(self) -> tuple[str, tuple[str, str]]:
+        return _context.apply_statement(self.conn.dialect.paramstyle), (self.context_id, self.json)
+
+    def send_apart(self) -> None:
+        apply_cursor = self.conn.connection.cursor()
+        try:
+            apply_cursor.execute(*self.statement())
+        finally:
+            apply_cursor.close()
+
+    def sent(self) -> None:
+        state = self.state
+        state.context_id, state.metadata, state.encoded = (
+            self.context_id,
+            self.metadata,
+            self.encoded,
+        )
+        state.scope, state.applied_in = self.scope, self.conn.get_nested_transaction()
+
+
+def _due(statement: str, context: Any) -> _Settings | None:
+    """The settings ``statement`` must carry first, or None (no scope, a read, already sent)."""
     scope = _context.current_scope()
-    if scope is None:
-        return unchanged
-    if _reads_only(statement):
-        return unchanged  # nothing to record yet: a read-only transaction sends nothing at all
+    if scope is None or _reads_only(statement):
+        return None
+    conn: Connection = context.root_connection
     state = _state(conn)
-    if state is None or (state.scope is scope and not state.stale):
-        return unchanged  # not in a transaction SQLAlchemy began (dialect set-up), or applied
-    # One context per transaction: a nested scope's keys merge into it (as set_context()'s do).
-    encoded = {**state.encoded, **scope.encoded}
-    if state.context_id is not None and encoded == state.encoded and not state.stale:
-        state.scope = scope
-        return unchanged
-    metadata = {**state.metadata, **scope.metadata}
-    _context.check_not_autocommit(conn.connection.dbapi_connection)
-    context_id = state.context_id or str(uuid.uuid4())
-    applied = scope if encoded == scope.encoded else _context.Scope(metadata, encoded)
-    statement_args = (_context.apply_statement(conn.dialect.paramstyle), (context_id, applied.json))
-    dbapi_connection: Any = conn.connection.dbapi_connection
-    if _pipelines(conn.dialect) and not executemany and not getattr(cursor, "name", None):
-        # the settings ride in the statement's own round trip: a pipeline of the two, which
-        # after_cursor_execute (or handle_error) closes, reading both results
-        pipeline = dbapi_connection.pipeline()
-        pipeline.__enter__()
-        apply_cursor = dbapi_connection.cursor()
-        conn.info[_PIPELINE_KEY] = (pipeline, apply_cursor)
-        apply_cursor.execute(*statement_args)
-    elif (
-        conn.dialect.driver == "psycopg2"
-        and not executemany
-        and isinstance(parameters, dict)
-        and parameters
-        and not getattr(cursor, "name", None)
+    if state is None:
+        return None
+    stale = state.stale()
+    if state.scope is scope and not stale:
+        return None
+    if (
+        state.context_id is not None
+        and not stale
+        and {**state.encoded, **scope.encoded} == state.encoded
     ):
+        state.scope = scope  # a scope adding nothing new
+        return None
+    _context.check_not_autocommit(conn.connection.dbapi_connection)
+    return _Settings(conn, state, scope)
+
+
+def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    settings = _due(statement, context)
+    if settings is None:
+        return False  # SQLAlchemy executes the statement as usual
+    dialect = context.dialect
+    if getattr(cursor, "name", None):  # a server-side cursor: its DECLARE stands alone
+        settings.send_apart()
+    elif dialect.driver == "psycopg" and not dialect.is_async:
+        # one round trip: the settings and the statement pipelined (psycopg's async adapter in
+        # SQLAlchemy reads a statement's rows as soon as it is sent, before a pipeline has them)
+        connection: Any = settings.conn.connection.dbapi_connection
+        apply_cursor = connection.cursor()
+        try:
+            with connection.pipeline():
+                apply_cursor.execute(*settings.statement())
+                cursor.execute(statement, parameters)
+        finally:
+            apply_cursor.close()
+        settings.sent()
+        return True
+    elif dialect.driver == "psycopg2" and isinstance(parameters, dict) and parameters:
         # psycopg2 binds on the client and sends one query string: the settings go in front
-        statement = _PSYCOPG2_PREFIX + statement
-        parameters = {**parameters, _ID_PARAM: context_id, _METADATA_PARAM: applied.json}
+        cursor.execute(
+            _PSYCOPG2_PREFIX + statement,
+            {**parameters, _ID_PARAM: settings.context_id, _METADATA_PARAM: settings.json},
+        )
+        settings.sent()
+        return True
     else:
-        apply_cursor = conn.connection.cursor()
-        try:
-            apply_cursor.execute(*statement_args)
-        finally:
-            apply_cursor.close()
-    state.context_id, state.metadata, state.encoded = context_id, metadata, encoded
-    state.scope, state.stale = scope, False
-    return statement, parameters
+        settings.send_apart()
+    settings.sent()
+    return False
 
 
-def _close_pipeline(conn: Connection, *exc_info: Any) -> None:
-    opened = conn.info.pop(_PIPELINE_KEY, None)
-    if opened is not None:
-        pipeline, apply_cursor = opened
-        try:
-            pipeline.__exit__(*exc_info)  # syncs: sends both, waits for both results
-        finally:
-            apply_cursor.close()
+def _do_execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
+    settings = _due(statement, context)
+    if settings is not None:
+        settings.send_apart()
+        settings.sent()
+    return False
 
 
-def _after_cursor_execute(  # noqa: PLR0917 (the event's signature)
-    conn: Connection,
-    cursor: Any,
-    statement: str,
-    parameters: Any,
-    context: Any,
-    executemany: bool,
-) -> None:
-    if _PIPELINE_KEY in conn.info:
-        _close_pipeline(conn, None, None, None)
-
-
-def _handle_error(exception_context: Any) -> None:
-    conn = exception_context.connection
-    if conn is not None and _PIPELINE_KEY in conn.info:
-        error = exception_context.original_exception
-        _close_pipeline(conn, type(error), error, error.__traceback__)
-
-
-def _pipelines(dialect: Any) -> bool:
-    """psycopg 3, sync. (Its async adapter in SQLAlchemy reads a statement's rows as soon as it
-    is sent, before a pipeline has them; psycopg2 and asyncpg have no pipeline.)"""
-    return dialect.driver == "psycopg" and not dialect.is_async
+def _do_executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+    return _do_execute_no_params(cursor, statement, context)
 
 
 _LISTENERS = (
-    ("rollback_savepoint", _rollback_savepoint),
-    ("before_cursor_execute", _before_cursor_execute),
-    ("after_cursor_execute", _after_cursor_execute),
-    ("handle_error", _handle_error),
+    ("do_execute", _do_execute),
+    ("do_execute_no_params", _do_execute_no_params),
+    ("do_executemany", _do_executemany),
 )
 
 
@@ -200,7 +218,7 @@ def _sync_engine(engine: Engine | AsyncEngine) -> Engine:
 
 def is_instrumented(engine: Engine | AsyncEngine) -> bool:
     """Whether :func:`instrument` has been called on ``engine``."""
-    return event.contains(_sync_engine(engine), "before_cursor_execute", _before_cursor_execute)
+    return event.contains(_sync_engine(engine), "do_execute", _do_execute)
 
 
 # instrument() hands back what it was given, typed as given
@@ -227,6 +245,5 @@ def instrument(engine: _AnyEngine) -> _AnyEngine:
         )
     if not is_instrumented(sync_engine):
         for name, listener in _LISTENERS:
-            # before_cursor_execute may put the settings in front of the statement
-            event.listen(sync_engine, name, listener, retval=name == "before_cursor_execute")
+            event.listen(sync_engine, name, listener)
     return engine
