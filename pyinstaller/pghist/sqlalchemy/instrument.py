@@ -22,6 +22,7 @@ so a context costs no extra round trip; otherwise it is sent just before.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from typing import Any, TypeVar
@@ -78,6 +79,7 @@ def _state(conn: Connection) -> _Transaction | None:
 _CALL = re.compile(r"(?<!%)\(")  # a parenthesis, other than a %(name)s placeholder's
 
 
+@functools.lru_cache(maxsize=4096)  # SQLAlchemy sends the same few statement strings again
 def _reads_only(statement: str) -> bool:
     """A SELECT that calls no function (no parenthesis: ORM loads, plain Core selects) cannot
     write an event, so the context waits for the transaction's next other statement. Not when
