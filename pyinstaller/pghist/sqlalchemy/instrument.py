@@ -96,9 +96,10 @@ class _Settings:
 
     __slots__ = ("conn", "context_id", "encoded", "metadata", "scope", "state")
 
-    def __init__(self, conn: Connection, state: _Transaction, scope: _context.Scope) -> None:
-        self.conn, self.state, self.scope = conn, state, scope
-        self.encoded = {**state.encoded, **scope.encoded}
+    def __init__(
+        self, conn: Connection, state: _Transaction, scope: _context.Scope, encoded: dict[str, str]
+    ) -> None:
+        self.conn, self.state, self.scope, self.encoded = conn, state, scope, encoded
         self.metadata = {**state.metadata, **scope.metadata}
         self.context_id = state.context_id or str(uuid.uuid4())
 
@@ -116,11 +117,13 @@ class _Settings:
         return _context.apply_statement(self.conn.dialect.paramstyle), (self.context_id, self.json)
 
     def send_apart(self) -> None:
+        """Send them as a statement of their own, just before the statement that needs them."""
         apply_cursor = self.conn.connection.cursor()
         try:
             apply_cursor.execute(*self.statement())
         finally:
             apply_cursor.close()
+        self.sent()
 
     def sent(self) -> None:
         state = self.state
@@ -144,15 +147,12 @@ def _due(statement: str, context: Any) -> _Settings | None:
     stale = state.stale()
     if state.scope is scope and not stale:
         return None
-    if (
-        state.context_id is not None
-        and not stale
-        and {**state.encoded, **scope.encoded} == state.encoded
-    ):
+    encoded = {**state.encoded, **scope.encoded}
+    if state.context_id is not None and not stale and encoded == state.encoded:
         state.scope = scope  # a scope adding nothing new
         return None
     _context.check_not_autocommit(conn.connection.dbapi_connection)
-    return _Settings(conn, state, scope)
+    return _Settings(conn, state, scope, encoded)
 
 
 def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
@@ -160,9 +160,8 @@ def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> b
     if settings is None:
         return False  # SQLAlchemy executes the statement as usual
     dialect = context.dialect
-    if getattr(cursor, "name", None):  # a server-side cursor: its DECLARE stands alone
-        settings.send_apart()
-    elif dialect.driver == "psycopg" and not dialect.is_async:
+    named = getattr(cursor, "name", None)  # a server-side cursor: its DECLARE stands alone
+    if not named and dialect.driver == "psycopg" and not dialect.is_async:
         # one round trip: the settings and the statement pipelined (psycopg's async adapter in
         # SQLAlchemy reads a statement's rows as soon as it is sent, before a pipeline has them)
         connection: Any = settings.conn.connection.dbapi_connection
@@ -175,7 +174,7 @@ def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> b
             apply_cursor.close()
         settings.sent()
         return True
-    elif dialect.driver == "psycopg2" and isinstance(parameters, dict) and parameters:
+    if not named and dialect.driver == "psycopg2" and isinstance(parameters, dict) and parameters:
         # psycopg2 binds on the client and sends one query string: the settings go in front
         cursor.execute(
             _PSYCOPG2_PREFIX + statement,
@@ -183,9 +182,7 @@ def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> b
         )
         settings.sent()
         return True
-    else:
-        settings.send_apart()
-    settings.sent()
+    settings.send_apart()
     return False
 
 
@@ -193,7 +190,6 @@ def _do_execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
     settings = _due(statement, context)
     if settings is not None:
         settings.send_apart()
-        settings.sent()
     return False
 
 
