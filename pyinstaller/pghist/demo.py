@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 
 from . import core
+from ._migrations import python_source
 from .cli import event_rows_for_humans, format_table
 from .conditions import F, Q
 from .errors import NotInstalled, PghistoryError
@@ -116,14 +117,15 @@ def _scenario(conn: psycopg.Connection[Any], out: TextIO) -> None:
             DeleteEvent(),
         )
         event_table = core.track(conn, target, *trackers)
-        out.write(f"> pghistory.track(conn, {target!r}, {', '.join(map(repr, trackers))})\n")
+        calls = ", ".join(python_source(tracker) for tracker in trackers)
+        out.write(f"> pghist.track(conn, {target!r}, {calls})\n")
         out.write(f"  history goes to {event_table}\n")
         _step(
             conn,
             out,
             sql.SQL("INSERT INTO {} VALUES (1, 'alice', 100), (2, 'bob', 50)").format(table),
         )
-        out.write("> with pghistory.context(conn, user='alice', reason='payday'):\n  ")
+        out.write("> with pghist.context(conn, user='alice', reason='payday'):\n  ")
         with core.context(conn, user="alice", reason="payday"):
             _step(
                 conn,
