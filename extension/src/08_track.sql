@@ -218,16 +218,18 @@ BEGIN
             EXECUTE format('REVOKE ALL ON %s FROM %s', v_table, v_grantee);
         END LOOP;
         EXECUTE format('COMMENT ON TABLE %s IS %L', v_table, format('pghistory: events of %s', p_event.target));
-    ELSIF p_adopted THEN
-        -- Triggers still calling the function a previous installation generated for it
+    ELSIF NOT p_adopted THEN
+        PERFORM @extschema@._drop_triggers(v_table);
+    END IF;
+    IF p_existing IS NULL OR p_adopted THEN
+        -- Triggers still calling the function a previous installation generated for it (DROP
+        -- EXTENSION keeps them recording; their event table may have been dropped since)
         FOR v_trigger IN
             SELECT g.tgname FROM pg_trigger g
             WHERE g.tgrelid = p_event.target AND g.tgfoid = to_regprocedure(@extschema@._trigger_function_name(v_table))
         LOOP
             EXECUTE format('DROP TRIGGER %I ON %s', v_trigger, p_event.target);
         END LOOP;
-    ELSE
-        PERFORM @extschema@._drop_triggers(v_table);
     END IF;
 
     v_new_columns := ARRAY(SELECT n FROM unnest(ARRAY[p_event.obj_field, p_event.context_field]) AS n

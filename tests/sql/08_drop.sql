@@ -52,6 +52,17 @@ SELECT pghistory.track('kept', pghistory.insert_event(), pghistory.before_update
 UPDATE kept SET v = 3;
 SELECT pgh_id, pgh_label, v FROM kept_event ORDER BY pgh_id;
 SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'kept'::regclass;
+-- And when the event table went too, track() starts a new history and replaces the triggers that
+-- still called the function it generates again.
+SET client_min_messages = warning;
+DROP EXTENSION pghistory;
+RESET client_min_messages;
+DROP TABLE kept_event;
+CREATE EXTENSION pghistory;
+SELECT pghistory.track('kept', pghistory.insert_event(), pghistory.before_update('changed'));
+UPDATE kept SET v = 4;
+SELECT pgh_id, pgh_label, v FROM kept_event ORDER BY pgh_id;
+SELECT count(*) AS triggers FROM pg_trigger WHERE tgrelid = 'kept'::regclass;
 
 -- Leave the database as it was for the next file.
 RESET search_path;
