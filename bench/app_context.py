@@ -28,9 +28,8 @@ and round trip of the set_config and (b) the context row the trigger upserts:
   raw insert       plain, the handler sends the INSERT itself through the raw DB-API cursor
                    as one simple-query string (the baseline of the next one)
   raw one string   middleware, the handler sends the request's set_config and the INSERT in
-                   one simple-query string through the raw cursor: the context costs no round
-                   trip, only the set_config's server work and (b), the floor of any client
-
+                   one simple-query string through the raw cursor: no extra round trip, but
+                   the server parses both each time (the pipelined, prepared path costs less)
 
 Requests are WSGI calls in this process (a prepared environ, the body iterated and closed as a
 server does): no HTTP, so the figures are the strictest (a real server adds its own time to
