@@ -6,30 +6,29 @@
     .venv/bin/python -m bench.app_context --quick    # a few requests, to prove the script works
 
 It starts its own throwaway server (tests/pgserver.py) and serves one Flask + SQLAlchemy ORM
-app (psycopg 3 driver, the engine's connection pool) in variants, each with its own engine:
+app (psycopg 3 driver) in variants, each with its own engine. All engines hand out the same
+server connection (requests run one at a time), so every variant is served by one server
+process with the same caches and prepared statements:
 
   plain        no middleware, engine not instrumented (what an app without pghistory's
                context runs)
+  plain again  the same, a second app and engine: the ratio of two identical variants is the
+               resolution of the run
   middleware   pghist.wsgi.ContextMiddleware only (the scope per request)
   context      middleware + pghist.sqlalchemy.instrument(engine): every transaction of the
                request carries {"method", "url"}
 
 and two requests: POST /items (one ORM insert into a tracked table, in a transaction: with
 the context, the trigger also records the context row) and GET /items/<id> (one ORM read in a
-transaction: with the context, one set_config statement and no write). The write alone also
-runs in variants that split the context's cost into its two parts, (a) the extra statement
-and round trip of the set_config and (b) the context row the trigger upserts:
+transaction: instrument sends nothing for it, the context is never written). The write also
+runs in variants that split the context's cost into its two parts, (a) the set_config that
+puts it on the transaction and (b) the context row the trigger upserts:
 
-  settings pipelined  middleware + instrument, its statement naming settings pghistory does
-                   not read (psycopg 3 sends it in the INSERT's round trip): (a) without (b)
-  settings only    middleware + the handler sends instrument's statement shape itself
-                   (raw DB-API cursor) on settings pghistory does not read: the cost of the
-                   statement in its own round trip, what asyncpg and async psycopg engines pay
-  raw insert       plain, the handler sends the INSERT itself through the raw DB-API cursor
-                   as one simple-query string (the baseline of the next one)
-  raw one string   middleware, the handler sends the request's set_config and the INSERT in
-                   one simple-query string through the raw cursor: no extra round trip, but
-                   the server parses both each time (the pipelined, prepared path costs less)
+  settings unread  middleware + instrument, its statement naming settings pghistory does not
+                   read (psycopg 3 sends it in the transaction's BEGIN): (a) without (b)
+  settings apart   middleware + the handler sends instrument's statement shape itself (raw
+                   DB-API cursor, before the INSERT) on settings pghistory does not read: the
+                   statement in a round trip of its own, what asyncpg engines pay
 
 Requests are WSGI calls in this process (a prepared environ, the body iterated and closed as a
 server does): no HTTP, so the figures are the strictest (a real server adds its own time to
@@ -60,8 +59,6 @@ from typing import Any
 import flask
 import psycopg
 import sqlalchemy as sa
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import orm
 from werkzeug.test import EnvironBuilder
 
@@ -73,19 +70,17 @@ from tests import pgserver
 
 VARIANTS = (
     "plain",
+    "plain again",
     "middleware",
     "context",
-    "settings pipelined",
-    "settings only",
-    "raw insert",
-    "raw one string",
+    "settings unread",
+    "settings apart",
 )
 REQUESTS = ("write", "read")
-RUNS = {"write": VARIANTS, "read": VARIANTS[:3]}  # the split variants only differ on a write
+RUNS = {"write": VARIANTS, "read": VARIANTS[:4]}  # the split variants only differ on a write
 # instrument's statement on settings that no trigger reads: its cost without a context row
 UNREAD_APPLY_SQL = _context.APPLY_SQL.replace("pghistory.", "bench.")
-SETTINGS_ONLY_SQL = UNREAD_APPLY_SQL.format("%s", "%s")
-RAW_INSERT = sql.SQL("INSERT INTO item (name, qty) VALUES ('x', 1) RETURNING id")
+SETTINGS_APART_SQL = UNREAD_APPLY_SQL.format("%s", "%s")
 
 
 class Base(orm.DeclarativeBase):
@@ -111,35 +106,28 @@ def backend_cpu(pids: set[int]) -> float:
     return total / TICK
 
 
-def make_app(url: sa.URL, variant: str, pids: set[int]) -> tuple[Callable[..., Any], sa.Engine]:
-    engine = sa.create_engine(url, pool_size=2)
-    sa.event.listen(engine, "connect", lambda dbapi, record: pids.add(dbapi.info.backend_pid))
-    if variant in {"context", "settings pipelined"}:
+def make_app(
+    variant: str, server_connection: psycopg.Connection[Any]
+) -> tuple[Callable[..., Any], sa.Engine]:
+    # every variant's engine hands out the same connection (requests run one at a time), so
+    # all are served by one server process with the same caches and prepared statements
+    engine = sa.create_engine(
+        "postgresql+psycopg://", creator=lambda: server_connection, pool_size=1, max_overflow=0
+    )
+    if variant in {"context", "settings unread"}:
         pghist.sqlalchemy.instrument(engine)
     app = flask.Flask(f"bench_{variant}")
 
     @app.post("/items")
     def write() -> tuple[str, int]:
         with orm.Session(engine) as session, session.begin():
-            if not variant.startswith("raw"):
-                session.add(Item(name="x", qty=1))
-            if variant != "settings only" and not variant.startswith("raw"):
-                return "", 201
-            cursor = session.connection().connection.cursor()
-            try:
-                if variant == "settings only":
-                    cursor.execute(SETTINGS_ONLY_SQL, (str(uuid.uuid4()), '{"method": "POST"}'))
-                elif variant == "raw insert":
-                    cursor.execute(RAW_INSERT)
-                else:  # no parameters: psycopg sends the string as one simple query
-                    scope = _context.current_scope()
-                    assert scope is not None
-                    apply = sql.SQL(_context.APPLY_SQL).format(
-                        sql.Literal(str(uuid.uuid4())), sql.Literal(scope.json)
-                    )
-                    cursor.execute(sql.SQL("{}; {}").format(apply, RAW_INSERT))
-            finally:
-                cursor.close()
+            if variant == "settings apart":  # before the INSERT, as instrument sends it apart
+                cursor = session.connection().connection.cursor()
+                try:
+                    cursor.execute(SETTINGS_APART_SQL, (str(uuid.uuid4()), '{"method": "POST"}'))
+                finally:
+                    cursor.close()
+            session.add(Item(name="x", qty=1))
         return "", 201
 
     @app.get("/items/<int:item_id>")
@@ -149,15 +137,15 @@ def make_app(url: sa.URL, variant: str, pids: set[int]) -> tuple[Callable[..., A
             return {"id": item.id, "qty": item.qty}
 
     wsgi: Callable[..., Any] = app.wsgi_app
-    if variant not in {"plain", "raw insert"}:
+    if variant not in {"plain", "plain again"}:
         wsgi = pghist.wsgi.ContextMiddleware(wsgi)
-    if variant == "settings pipelined":
+    if variant == "settings unread":
         wsgi = _unread_settings(wsgi)
     return wsgi, engine
 
 
 def _unread_settings(wsgi: Callable[..., Any]) -> Callable[..., Any]:
-    """instrument's own path (pipelined with the INSERT) on settings no trigger reads: while
+    """instrument's own path (in the transaction's BEGIN) on settings no trigger reads: while
     this variant's request runs (requests run one at a time), its statement names bench.*."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -234,16 +222,9 @@ def main() -> int:
             pghist.track(conn, "item")
             conn.execute("VACUUM ANALYZE item")
             settings = settings_of(conn)
-        params = conninfo_to_dict(dsn)
-        url = sa.URL.create(
-            "postgresql+psycopg",
-            username=str(params["user"]),
-            host=str(params["host"]),
-            port=int(str(params["port"])),
-            database=str(params["dbname"]),
-        )
-        pids: dict[str, set[int]] = {variant: set() for variant in VARIANTS}
-        apps = {variant: make_app(url, variant, pids[variant]) for variant in VARIANTS}
+        server_connection = psycopg.connect(dsn)
+        pids = {server_connection.info.backend_pid}
+        apps = {variant: make_app(variant, server_connection) for variant in VARIANTS}
         try:
             for kind in REQUESTS:  # also opens each engine's connection
                 for variant in RUNS[kind]:
@@ -257,12 +238,13 @@ def main() -> int:
                     runs = RUNS[kind]
                     shift = round_no % len(runs)
                     for variant in runs[shift:] + runs[:shift]:
-                        elapsed, cpu = run_requests(apps[variant][0], kind, count, pids[variant])
+                        elapsed, cpu = run_requests(apps[variant][0], kind, count, pids)
                         times[variant, kind].append(elapsed)
                         cpus[variant, kind].append(cpu)
         finally:
             for _, engine in apps.values():
                 engine.dispose()
+            server_connection.close()
         with psycopg.connect(dsn, autocommit=True) as conn:
             (events, with_context) = conn.execute(
                 "SELECT count(*), count(pgh_context_id) FROM item_event WHERE pgh_label = 'insert'"
@@ -312,14 +294,9 @@ def main() -> int:
     )
     print()
     for what, variant, base in (
-        ("(a) the set_config, pipelined with the INSERT", "settings pipelined", "middleware"),
-        ("(b) the context row, given (a)", "context", "settings pipelined"),
-        (
-            "the set_config as its own statement (asyncpg, async psycopg)",
-            "settings only",
-            "middleware",
-        ),
-        ("floor: set_config and INSERT in one string", "raw one string", "raw insert"),
+        ("(a) the set_config, in the BEGIN", "settings unread", "middleware"),
+        ("(b) the context row, given (a)", "context", "settings unread"),
+        ("the set_config as a statement of its own (asyncpg)", "settings apart", "middleware"),
     ):
         elapsed, cpu = (ratio(data, variant, "write", base) for data in (times, cpus))
         print(f"- {what}: {variant} / {base} = {elapsed:.3f} elapsed, {cpu:.3f} CPU")

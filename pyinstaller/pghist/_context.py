@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Mapping
 from contextvars import ContextVar
 from decimal import Decimal
-from types import MappingProxyType
 from typing import Any
 
 from . import errors
@@ -30,6 +29,7 @@ __all__ = [
     "current_scope",
     "dumps",
     "json_default",
+    "metadata_json",
 ]
 
 
@@ -46,41 +46,55 @@ def json_default(value: object) -> object:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+# one encoder, made once (json.dumps with options builds a new one per call)
+_ENCODER = json.JSONEncoder(default=json_default, allow_nan=False)
+
+
 def dumps(value: object) -> str:
-    return json.dumps(value, default=json_default, allow_nan=False)
+    return _ENCODER.encode(value)
 
 
-def encode_metadata(metadata: Mapping[str, Any]) -> dict[str, str]:
-    """Each value as JSON text; a value JSON cannot hold is a TypeError naming its key.
+def metadata_json(metadata: Mapping[str, Any]) -> str:
+    """The metadata as a JSON object; a value JSON cannot hold is a TypeError naming its key.
 
     Checked when a scope is created, so a bad value never reaches the server.
     """
-    encoded = {}
-    for key, value in metadata.items():
-        try:
-            encoded[key] = dumps(value)
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise TypeError(
-                f"pghist.context: the value of {key!r} is not JSON serializable"
-                f" ({type(value).__name__}: {exc}). Hint: pass str, int, float, bool, None,"
-                " dates, UUIDs, decimals, or lists and dicts of them; convert anything else"
-                f" yourself, e.g. {key}=str(value)"
-            ) from exc
-    return encoded
+    try:
+        return _ENCODER.encode(metadata if isinstance(metadata, dict) else dict(metadata))
+    except (TypeError, ValueError, RecursionError):
+        for key, value in metadata.items():
+            if not isinstance(key, str | int | float | bool | None):  # what JSON can name
+                raise TypeError(
+                    f"pghist.context: the metadata key {key!r} is not a string."
+                    " Hint: name metadata with strings (keyword arguments are)"
+                ) from None
+            try:
+                _ENCODER.encode(value)
+            except (TypeError, ValueError, RecursionError) as exc:
+                raise TypeError(
+                    f"pghist.context: the value of {key!r} is not JSON serializable"
+                    f" ({type(value).__name__}: {exc}). Hint: pass str, int, float, bool, None,"
+                    " dates, UUIDs, decimals, or lists and dicts of them; convert anything else"
+                    f" yourself, e.g. {key}=str(value)"
+                ) from exc
+        raise
 
 
 class Scope:
-    """The merged metadata of the innermost scope, and its JSON text (made once)."""
+    """The merged metadata of the innermost scope, and its JSON text (made once, when needed:
+    a request that writes nothing never encodes its merged metadata)."""
 
-    __slots__ = ("encoded", "json", "metadata")
+    __slots__ = ("_json", "metadata")
 
-    def __init__(self, metadata: Mapping[str, Any], encoded: Mapping[str, str]) -> None:
-        self.metadata: Mapping[str, Any] = MappingProxyType(dict(metadata))
-        self.encoded: Mapping[str, str] = MappingProxyType(dict(encoded))
-        self.json = "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in self.encoded.items()) + "}"
+    def __init__(self, metadata: dict[str, Any], json_text: str | None = None) -> None:
+        self.metadata = metadata  # never changed once the scope exists
+        self._json = json_text
 
-    def merged(self, metadata: Mapping[str, Any], encoded: Mapping[str, str]) -> Scope:
-        return Scope({**self.metadata, **metadata}, {**self.encoded, **encoded})
+    @property
+    def json(self) -> str:
+        if self._json is None:
+            self._json = _ENCODER.encode(self.metadata)
+        return self._json
 
 
 _scope: ContextVar[Scope | None] = ContextVar("pghist_context", default=None)
@@ -97,11 +111,17 @@ def current_context() -> dict[str, Any]:
     return {} if scope is None else dict(scope.metadata)
 
 
-def enter(metadata: Mapping[str, Any], encoded: Mapping[str, str]) -> Any:
-    """Open a scope nested in the current one; returns the token for :func:`leave`."""
+def enter(metadata: Mapping[str, Any], json_text: str | None = None) -> Any:
+    """Open a scope nested in the current one; returns the token for :func:`leave`.
+
+    ``json_text``: :func:`metadata_json` of ``metadata`` when the caller already checked it.
+    """
+    if json_text is None:
+        json_text = metadata_json(metadata)
     outer = _scope.get()
-    scope = Scope(metadata, encoded) if outer is None else outer.merged(metadata, encoded)
-    return _scope.set(scope)
+    if outer is None:
+        return _scope.set(Scope(dict(metadata), json_text))
+    return _scope.set(Scope({**outer.metadata, **metadata}))
 
 
 def leave(token: Any) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-from .core import context
+from . import _context
 
 __all__ = ["ContextMiddleware", "request_metadata"]
 
@@ -72,5 +72,8 @@ class ContextMiddleware:
         if scope["type"] != "http":  # websocket, lifespan: not a request to attribute
             await self.app(scope, receive, send)
             return
-        with context(**self.metadata(scope)):
+        token = _context.enter(self.metadata(scope))
+        try:
             await self.app(scope, receive, send)
+        finally:
+            _context.leave(token)

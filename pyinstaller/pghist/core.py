@@ -16,7 +16,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from . import _context
-from ._context import current_context, dumps, encode_metadata, json_default
+from ._context import current_context, dumps, json_default, metadata_json
 from ._run import Execute, Notices, Steps, dual
 from ._sql import Fragment, call, join, param
 from .errors import translate
@@ -424,7 +424,7 @@ class context:  # named like django-pghistory's
             )
         self.conn = conn
         self.metadata = metadata
-        self._encoded = encode_metadata(metadata)
+        self._json = metadata_json(metadata)
         self._tokens: list[Any] = []
         self._transactions: list[Any] = []
 
@@ -451,7 +451,7 @@ class context:  # named like django-pghistory's
 
     def __enter__(self) -> Any:
         if self.conn is None:
-            self._tokens.append(_context.enter(self.metadata, self._encoded))
+            self._tokens.append(_context.enter(self.metadata, self._json))
             return current_context()
         if not isinstance(self.conn, psycopg.Connection):
             raise TypeError("pghist.context() with an AsyncConnection takes `async with`")

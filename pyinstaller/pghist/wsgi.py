@@ -21,7 +21,7 @@ import contextvars
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from .core import context
+from . import _context
 
 __all__ = ["ContextMiddleware", "request_metadata"]
 
@@ -66,33 +66,28 @@ class ContextMiddleware:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        scope = context(**self.metadata(environ))
+        # the scope lives in a copy of the server's Context, set there and dropped with it:
+        # nothing to reset, and nothing reaches the server's next request on this thread
         request_context = contextvars.copy_context()
-        request_context.run(scope.__enter__)
-        try:
-            result = request_context.run(self.app, environ, start_response)
-        except BaseException as exc:
-            request_context.run(scope.__exit__, type(exc), exc, exc.__traceback__)
-            raise
+        request_context.run(_context.enter, self.metadata(environ))
+        result = request_context.run(self.app, environ, start_response)
         if isinstance(result, list | tuple):  # already produced: nothing runs later
-            request_context.run(scope.__exit__, None, None, None)
             return result
         file_wrapper = environ.get("wsgi.file_wrapper")
         if isinstance(file_wrapper, type) and isinstance(result, file_wrapper):
-            # the server may send the file itself (sendfile): no app code runs later
-            request_context.run(scope.__exit__, None, None, None)
-            return result
-        return _Body(result, request_context, scope)
+            return result  # the server may send the file itself (sendfile): no app code runs
+        return _Body(result, request_context)
 
 
 class _Body:
     """The app's response iterable, iterated and closed inside the request's Context."""
 
-    def __init__(self, result: Iterable[bytes], ctx: contextvars.Context, scope: context) -> None:
+    __slots__ = ("_context", "_iterator", "_result")
+
+    def __init__(self, result: Iterable[bytes], ctx: contextvars.Context) -> None:
         self._result = result
         self._iterator: Iterator[bytes] | None = None
         self._context = ctx
-        self._scope: context | None = scope
 
     def __iter__(self) -> _Body:
         return self
@@ -103,11 +98,6 @@ class _Body:
         return self._context.run(next, self._iterator)
 
     def close(self) -> None:
-        try:
-            close = getattr(self._result, "close", None)
-            if close is not None:
-                self._context.run(close)
-        finally:
-            if self._scope is not None:
-                scope, self._scope = self._scope, None
-                self._context.run(scope.__exit__, None, None, None)
+        close = getattr(self._result, "close", None)
+        if close is not None:
+            self._context.run(close)

@@ -21,7 +21,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 import pghist
-from pghist import errors
+from pghist import _context, errors
 
 
 @pytest.fixture
@@ -71,6 +71,10 @@ def test_non_json_value_is_a_type_error_naming_the_key() -> None:
     assert "Hint" in str(info.value)
     with pytest.raises(TypeError, match=r"'ratio' is not JSON serializable"):
         pghist.context(ratio=float("nan"))  # JSON has no NaN
+    assert pghist.current_context() == {}
+    # a middleware's metadata callable may build any mapping: a key JSON cannot name
+    with pytest.raises(TypeError, match=r"metadata key \(1, 2\) is not a string"):
+        _context.enter({(1, 2): "x"})  # type: ignore[dict-item]
     assert pghist.current_context() == {}
     # what the package converts is fine: dates, UUIDs, decimals
     when = datetime.date(2026, 1, 2)

@@ -7,6 +7,7 @@ connections, bulk ``session.execute(update(...))`` and raw ``text()`` alike.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import tempfile
@@ -315,22 +316,30 @@ def test_non_json_metadata_never_reaches_the_server(
     assert contexts_of(conn, orders) == []
 
 
-def client_waits(dbapi_connection: Any, work: Any) -> list[str]:
-    """The messages after which the client waits for the server (Query or Sync: one round trip
-    each) while ``work`` runs, read from libpq's own protocol trace."""
-    pgconn = dbapi_connection.pgconn
+@contextlib.contextmanager
+def tracing(pgconn: Any) -> Iterator[list[str]]:
+    """Yields a list that, when the block ends, holds the messages after which the client
+    waited for the server inside it (Query or Sync: one round trip each), from libpq's trace."""
+    waits: list[str] = []
     with tempfile.TemporaryFile("w+") as trace:
         pgconn.trace(trace.fileno())
         pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
         try:
-            work()
+            yield waits
         finally:
             pgconn.untrace()
         trace.seek(0)
         messages = [line.split("\t") for line in trace.read().splitlines()]
-    return [
+    waits += [
         m[2].split(" ")[0] for m in messages if m[0] == "F" and m[2].startswith(("Query", "Sync"))
     ]
+
+
+def client_waits(dbapi_connection: Any, work: Any) -> list[str]:
+    """The round trips ``work`` makes on ``dbapi_connection`` (see :func:`tracing`)."""
+    with tracing(dbapi_connection.pgconn) as waits:
+        work()
+    return waits
 
 
 def test_psycopg_context_costs_no_round_trip(
@@ -347,14 +356,68 @@ def test_psycopg_context_costs_no_round_trip(
                 session.add(Order(id=order_id, total=order_id))
                 session.commit()
 
+            def read_then_update(order_id: int) -> None:
+                session.get_one(Order, order_id).total += 1
+                session.commit()
+
             plain = client_waits(dbapi_connection, lambda: insert(1))
+            plain_update = client_waits(dbapi_connection, lambda: read_then_update(1))
             with pghist.context(user=7):
+                # the settings go in the BEGIN psycopg sends before the INSERT
                 in_context = client_waits(dbapi_connection, lambda: insert(2))
+                # the transaction has begun (a read) when the UPDATE needs them: pipelined
+                update_in_context = client_waits(dbapi_connection, lambda: read_then_update(2))
     finally:
         engine.dispose()
     assert len(plain) == 3, plain  # BEGIN, the INSERT, COMMIT
     assert len(in_context) == len(plain), (plain, in_context)
-    assert contexts_of(conn, orders) == [None, {"user": 7}]
+    assert len(plain_update) == 4, plain_update  # BEGIN, the SELECT, the UPDATE, COMMIT
+    assert len(update_in_context) == len(plain_update), (plain_update, update_in_context)
+    assert contexts_of(conn, orders) == [None, None, {"user": 7}, {"user": 7}]
+
+
+def test_psycopg_begin_with_the_context_keeps_the_transaction_characteristics(
+    db_dsn: str, conn: psycopg.Connection[Any], orders: str
+) -> None:
+    """The BEGIN that carries the settings is the one psycopg would send: the engine's isolation
+    level, and the connection's read-write and deferrable options."""
+    engine = pghist.sqlalchemy.instrument(
+        sa.create_engine(url(db_dsn, "psycopg"), isolation_level="SERIALIZABLE")
+    )
+    show = sa.text(
+        "SELECT current_setting('transaction_isolation'),"
+        " current_setting('transaction_read_only'), current_setting('transaction_deferrable')"
+    )
+    try:
+        with pghist.context(user=5), engine.connect() as c:
+            options = c.execution_options(postgresql_readonly=False, postgresql_deferrable=True)
+            options.execute(sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (1, 1)"))
+            characteristics = options.execute(show).one()
+            options.commit()
+    finally:
+        engine.dispose()
+    assert tuple(characteristics) == ("serializable", "off", "on")
+    assert contexts_of(conn, orders) == [{"user": 5}]
+
+
+def test_psycopg_lost_connection_fails_the_write(
+    db_dsn: str, conn: psycopg.Connection[Any], orders: str
+) -> None:
+    """The BEGIN carrying the context fails as a statement would: the write is not sent."""
+    engine = pghist.sqlalchemy.instrument(sa.create_engine(url(db_dsn, "psycopg")))
+    try:
+        with engine.connect() as c:
+            pid = c.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            c.rollback()
+            conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            with pghist.context(user=1), pytest.raises(sa.exc.OperationalError):
+                c.execute(sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (1, 1)"))
+            assert c.invalidated  # SQLAlchemy saw a disconnect: the pool replaces it
+        with pghist.context(user=2), engine.begin() as c:
+            c.execute(sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (2, 2)"))
+    finally:
+        engine.dispose()
+    assert contexts_of(conn, orders) == [{"user": 2}]
 
 
 def test_psycopg2_context_travels_with_the_statement(
@@ -484,6 +547,39 @@ def test_async_engine(db_dsn: str, conn: psycopg.Connection[Any], orders: str, d
         {"user": "core"},
         None,
     ]
+
+
+def test_async_psycopg_context_costs_no_round_trip(
+    db_dsn: str, conn: psycopg.Connection[Any], orders: str
+) -> None:
+    """psycopg's async engine: the settings go in the BEGIN psycopg sends anyway."""
+
+    async def main() -> tuple[list[str], list[str]]:
+        engine = pghist.sqlalchemy.instrument(create_async_engine(url(db_dsn, "psycopg")))
+        try:
+            async with AsyncSession(engine) as session:
+                raw = await session.connection()
+                pgconn = cast(Any, await raw.get_raw_connection()).driver_connection.pgconn
+                await session.rollback()
+                waits: list[list[str]] = []
+                for order_id, scope in ((1, None), (2, {"user": 9})):
+                    with tracing(pgconn) as trace:
+                        if scope is None:
+                            session.add(Order(id=order_id, total=1))
+                            await session.commit()
+                        else:
+                            async with pghist.context(**scope):
+                                session.add(Order(id=order_id, total=1))
+                                await session.commit()
+                    waits.append(trace)
+        finally:
+            await engine.dispose()
+        return waits[0], waits[1]
+
+    plain, in_context = asyncio.run(main())
+    assert len(plain) == 3, plain  # BEGIN, the INSERT, COMMIT
+    assert len(in_context) == len(plain), (plain, in_context)
+    assert contexts_of(conn, orders) == [None, {"user": 9}]
 
 
 @pytest.mark.parametrize("driver", ASYNC_DRIVERS)

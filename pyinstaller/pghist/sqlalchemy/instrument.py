@@ -14,10 +14,15 @@ request that reads (bench/app_context.py).
 Applying the context is one statement setting two transaction-local settings (see
 ``pghist._context``): nothing is written unless the transaction writes an event, so
 read-only transactions work on a read-only server or a hot standby, and nothing outlives
-the transaction (safe behind PgBouncer in transaction mode). With psycopg 3 (sync) that
-statement travels in the round trip of the statement that needs it (a pipeline of the two),
-and with psycopg2 in the same query string (a statement with parameters, not an executemany),
-so a context costs no extra round trip; otherwise it is sent just before.
+the transaction (safe behind PgBouncer in transaction mode). It costs no extra round trip:
+
+- psycopg 3, sync or async: in the transaction's BEGIN, which psycopg sends in a round trip
+  of its own before the first statement; when the transaction has already begun (a read came
+  first), pipelined with the statement that needs it (sync engines);
+- psycopg2: in front of the statement, in the same query string (a statement with parameters);
+
+otherwise (asyncpg, psycopg's async engine after a read, psycopg2's executemany) it is sent
+just before the statement.
 """
 
 from __future__ import annotations
@@ -27,9 +32,12 @@ import re
 import uuid
 from typing import Any, TypeVar
 
+import psycopg
+from psycopg import generators, pq
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import await_only
 
 from .. import _context
 
@@ -47,13 +55,13 @@ _PSYCOPG2_PREFIX = _context.APPLY_SQL.format(f"%({_ID_PARAM})s", f"%({_METADATA_
 class _Transaction:
     """What this transaction has been given: its context id, merged metadata, last scope."""
 
-    __slots__ = ("applied_in", "context_id", "encoded", "metadata", "scope", "transaction")
+    __slots__ = ("applied_in", "context_id", "json", "metadata", "scope", "transaction")
 
     def __init__(self, transaction: object) -> None:
         self.transaction = transaction  # SQLAlchemy's, whose state this is
         self.context_id: str | None = None
         self.metadata: dict[str, Any] = {}
-        self.encoded: dict[str, str] = {}
+        self.json = ""  # the metadata as sent
         self.scope: _context.Scope | None = None
         # the savepoint the settings were last sent in (None: the transaction itself); once it
         # has ended they may have gone with it (rolled back), so they are sent again
@@ -94,27 +102,55 @@ def _reads_only(statement: str) -> bool:
 class _Settings:
     """The settings a statement must carry: sent with it (or before it), then recorded."""
 
-    __slots__ = ("conn", "context_id", "encoded", "metadata", "scope", "state")
+    __slots__ = ("conn", "context_id", "json", "metadata", "scope", "state")
 
     def __init__(
-        self, conn: Connection, state: _Transaction, scope: _context.Scope, encoded: dict[str, str]
+        self,
+        conn: Connection,
+        state: _Transaction,
+        scope: _context.Scope,
+        metadata: dict[str, Any],
+        json: str,
     ) -> None:
-        self.conn, self.state, self.scope, self.encoded = conn, state, scope, encoded
-        self.metadata = {**state.metadata, **scope.metadata}
-        self.context_id = state.context_id or str(uuid.uuid4())
-
-    @property
-    def json(self) -> str:
-        # one context per transaction: a nested scope's keys merge into it (as set_context()'s do)
-        scope = self.scope
-        return (
-            scope.json
-            if self.encoded == scope.encoded
-            else _context.Scope(self.metadata, self.encoded).json
+        self.conn, self.state, self.scope, self.metadata, self.json = (
+            conn,
+            state,
+            scope,
+            metadata,
+            json,
         )
+        self.context_id = state.context_id or str(uuid.uuid4())
 
     def statement(self) -> tuple[str, tuple[str, str]]:
         return _context.apply_statement(self.conn.dialect.paramstyle), (self.context_id, self.json)
+
+    def send_with_begin(self) -> bool:
+        """psycopg 3 begins a transaction with a BEGIN in a round trip of its own, just before
+        the first statement. When that BEGIN is still to come, send it with the settings in one
+        simple query, as psycopg sends its own (the context then costs no round trip, sync or
+        async); psycopg then sees the transaction begun. False once it has begun."""
+        connection: Any = self.conn.connection.driver_connection  # psycopg's (Async)Connection
+        pgconn = connection.pgconn
+        if (
+            pgconn.transaction_status != pq.TransactionStatus.IDLE
+            or pgconn.pipeline_status != pq.PipelineStatus.OFF
+        ):
+            return False
+        literal = pq.Escaping(pgconn).escape_literal
+        apply = _context.APPLY_SQL.format(
+            literal(self.context_id.encode()).decode(), literal(self.json.encode()).decode()
+        )
+        query = _begin_command(connection) + b"; " + apply.encode()
+        if isinstance(connection, psycopg.AsyncConnection):
+            results = await_only(_send_async(connection, query))
+        else:
+            with connection.lock:
+                pgconn.send_query(query)
+                results = connection.wait(generators.execute(pgconn))
+        if results[-1].status != pq.ExecStatus.TUPLES_OK:
+            raise psycopg.errors.error_from_result(results[-1], encoding=connection.info.encoding)
+        self.sent()
+        return True
 
     def send_apart(self) -> None:
         """Send them as a statement of their own, just before the statement that needs them."""
@@ -127,11 +163,7 @@ class _Settings:
 
     def sent(self) -> None:
         state = self.state
-        state.context_id, state.metadata, state.encoded = (
-            self.context_id,
-            self.metadata,
-            self.encoded,
-        )
+        state.context_id, state.metadata, state.json = self.context_id, self.metadata, self.json
         state.scope, state.applied_in = self.scope, self.conn.get_nested_transaction()
 
 
@@ -147,12 +179,44 @@ def _due(statement: str, context: Any) -> _Settings | None:
     stale = state.stale()
     if state.scope is scope and not stale:
         return None
-    encoded = {**state.encoded, **scope.encoded}
-    if state.context_id is not None and not stale and encoded == state.encoded:
+    # one context per transaction: a later scope's keys merge into it (as set_context()'s do)
+    if state.metadata:
+        metadata = {**state.metadata, **scope.metadata}
+        json = _context.dumps(metadata)
+    else:
+        metadata, json = scope.metadata, scope.json
+    if state.context_id is not None and not stale and json == state.json:
         state.scope = scope  # a scope adding nothing new
         return None
     _context.check_not_autocommit(conn.connection.dbapi_connection)
-    return _Settings(conn, state, scope, encoded)
+    return _Settings(conn, state, scope, metadata, json)
+
+
+async def _send_async(connection: Any, query: bytes) -> list[Any]:
+    async with connection.lock:
+        connection.pgconn.send_query(query)
+        return await connection.wait(generators.execute(connection.pgconn))  # type: ignore[no-any-return]
+
+
+def _begin_command(connection: Any) -> bytes:
+    """The BEGIN psycopg would send for this connection's transaction characteristics."""
+    parts = [b"BEGIN"]
+    if connection.isolation_level is not None:
+        level = psycopg.IsolationLevel(connection.isolation_level)
+        parts += [b"ISOLATION LEVEL", level.name.replace("_", " ").encode()]
+    if connection.read_only is not None:
+        parts.append(b"READ ONLY" if connection.read_only else b"READ WRITE")
+    if connection.deferrable is not None:
+        parts.append(b"DEFERRABLE" if connection.deferrable else b"NOT DEFERRABLE")
+    return b" ".join(parts)
+
+
+def _psycopg(dialect: Any) -> bool:
+    return dialect.driver in {"psycopg", "psycopg_async"}
+
+
+def _sync_psycopg(dialect: Any) -> bool:
+    return dialect.driver == "psycopg" and not dialect.is_async
 
 
 def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
@@ -160,10 +224,13 @@ def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> b
     if settings is None:
         return False  # SQLAlchemy executes the statement as usual
     dialect = context.dialect
+    if _psycopg(dialect) and settings.send_with_begin():
+        return False
     named = getattr(cursor, "name", None)  # a server-side cursor: its DECLARE stands alone
-    if not named and dialect.driver == "psycopg" and not dialect.is_async:
-        # one round trip: the settings and the statement pipelined (psycopg's async adapter in
-        # SQLAlchemy reads a statement's rows as soon as it is sent, before a pipeline has them)
+    if not named and _sync_psycopg(dialect):
+        # the transaction has begun: the settings and the statement pipelined, one round trip
+        # (psycopg's async adapter in SQLAlchemy reads a statement's rows as soon as it is
+        # sent, before a pipeline has them)
         connection: Any = settings.conn.connection.dbapi_connection
         apply_cursor = connection.cursor()
         try:
@@ -188,7 +255,7 @@ def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> b
 
 def _do_execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
     settings = _due(statement, context)
-    if settings is not None:
+    if settings is not None and not (_sync_psycopg(context.dialect) and settings.send_with_begin()):
         settings.send_apart()
     return False
 
