@@ -79,8 +79,11 @@ VARIANTS = (
 REQUESTS = ("write", "read")
 RUNS = {"write": VARIANTS, "read": VARIANTS[:4]}  # the split variants only differ on a write
 # instrument's statement on settings that no trigger reads: its cost without a context row
-UNREAD_APPLY_SQL = _context.APPLY_SQL.replace("pghistory.", "bench.")
-SETTINGS_APART_SQL = UNREAD_APPLY_SQL.format("%s", "%s")
+UNREAD = {
+    name: getattr(_context, name).replace("pghistory.", "bench.")
+    for name in ("APPLY_SQL", "SET_LOCAL_SQL")
+}
+SETTINGS_APART_SQL = UNREAD["APPLY_SQL"].format("%s", "%s")
 
 
 class Base(orm.DeclarativeBase):
@@ -149,12 +152,12 @@ def _unread_settings(wsgi: Callable[..., Any]) -> Callable[..., Any]:
     this variant's request runs (requests run one at a time), its statement names bench.*."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        real = _context.APPLY_SQL
-        _context.APPLY_SQL = UNREAD_APPLY_SQL
+        real = {name: getattr(_context, name) for name in UNREAD}
+        vars(_context).update(UNREAD)
         try:
             return list(wsgi(environ, start_response))
         finally:
-            _context.APPLY_SQL = real
+            vars(_context).update(real)
 
     return app
 

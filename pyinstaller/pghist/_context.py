@@ -23,6 +23,7 @@ from . import errors
 
 __all__ = [
     "APPLY_SQL",
+    "SET_LOCAL_SQL",
     "Scope",
     "apply_statement",
     "current_context",
@@ -134,6 +135,9 @@ APPLY_SQL = (
     "SELECT pg_catalog.set_config('pghistory.context_id', {0}, true),"
     " pg_catalog.set_config('pghistory.context_metadata', {1}, true)"
 )
+# The same with the values as SQL literals: SET is a utility command, which the server runs
+# without planning it (a third of the SELECT's cost), but takes no parameters.
+SET_LOCAL_SQL = "SET LOCAL pghistory.context_id = {0}; SET LOCAL pghistory.context_metadata = {1}"
 
 _PLACEHOLDERS = {
     "format": ("%s", "%s"),

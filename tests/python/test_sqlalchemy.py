@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 
 import pghist
 import pghist.sqlalchemy
-from pghist import errors
+from pghist import _context, errors
 
 SCHEMA = "sa_ctx"
 
@@ -97,6 +97,22 @@ def test_orm_session(engine: sa.Engine, conn: psycopg.Connection[Any], orders: s
         order.total = 11
         session.commit()  # outside any scope: no context
     assert contexts_of(conn, orders) == [{"user": 42, "reason": "import"}, None]
+
+
+def test_metadata_arrives_as_given(
+    engine: sa.Engine, conn: psycopg.Connection[Any], orders: str
+) -> None:
+    """Quotes, backslashes (an E'' literal in the BEGIN psycopg 3 sends), newlines and
+    non-ASCII text reach the context row unchanged, on every path the settings take."""
+    value = "o'brien \\ \"x\" ünï\n; SET LOCAL pghistory.context_id = 'x'"
+    with orm.Session(engine) as session:
+        with pghist.context(user=value):
+            session.add(Order(id=1, total=1))
+            session.commit()  # in the BEGIN (psycopg 3), in front of the INSERT (psycopg2)
+        with pghist.context(user=value, step=2):
+            session.get_one(Order, 1).total = 2
+            session.commit()  # after a read: pipelined (psycopg 3)
+    assert contexts_of(conn, orders) == [{"user": value}, {"user": value, "step": 2}]
 
 
 def test_core_connection_and_text(
@@ -398,6 +414,48 @@ def test_psycopg_begin_with_the_context_keeps_the_transaction_characteristics(
         engine.dispose()
     assert tuple(characteristics) == ("serializable", "off", "on")
     assert contexts_of(conn, orders) == [{"user": 5}]
+
+
+@pytest.mark.parametrize("psycopg_engine", ["sync", "async"])
+def test_psycopg_begin_the_server_refuses_fails_the_write(
+    db_dsn: str,
+    conn: psycopg.Connection[Any],
+    orders: str,
+    monkeypatch: pytest.MonkeyPatch,
+    psycopg_engine: str,
+) -> None:
+    """An error in the BEGIN that carries the settings is the statement's error (the server's
+    own: here a division by zero planted after the settings), and the session rolls back."""
+    monkeypatch.setattr(_context, "SET_LOCAL_SQL", _context.SET_LOCAL_SQL + "; SELECT 1/0")
+    insert = sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (1, 1)")
+    if psycopg_engine == "sync":
+        engine = pghist.sqlalchemy.instrument(sa.create_engine(url(db_dsn, "psycopg")))
+        try:
+            with engine.connect() as c:
+                with pghist.context(user=1), pytest.raises(sa.exc.DataError, match="by zero"):
+                    c.execute(insert)
+                c.rollback()
+                c.execute(insert)  # outside a scope, the connection works as before
+                c.commit()
+        finally:
+            engine.dispose()
+    else:
+
+        async def main() -> None:
+            engine = pghist.sqlalchemy.instrument(create_async_engine(url(db_dsn, "psycopg")))
+            try:
+                async with engine.connect() as c:
+                    with pytest.raises(sa.exc.DataError, match="by zero"):
+                        async with pghist.context(user=1):
+                            await c.execute(insert)
+                    await c.rollback()
+                    await c.execute(insert)
+                    await c.commit()
+            finally:
+                await engine.dispose()
+
+        asyncio.run(main())
+    assert contexts_of(conn, orders) == [None]
 
 
 def test_psycopg_lost_connection_fails_the_write(

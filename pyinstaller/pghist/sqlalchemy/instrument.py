@@ -137,7 +137,7 @@ class _Settings:
         ):
             return False
         literal = pq.Escaping(pgconn).escape_literal
-        apply = _context.APPLY_SQL.format(
+        apply = _context.SET_LOCAL_SQL.format(
             literal(self.context_id.encode()).decode(), literal(self.json.encode()).decode()
         )
         query = _begin_command(connection) + b"; " + apply.encode()
@@ -147,8 +147,9 @@ class _Settings:
             with connection.lock:
                 pgconn.send_query(query)
                 results = connection.wait(generators.execute(pgconn))
-        if results[-1].status != pq.ExecStatus.TUPLES_OK:
-            raise psycopg.errors.error_from_result(results[-1], encoding=connection.info.encoding)
+        for result in results:
+            if result.status != pq.ExecStatus.COMMAND_OK:
+                raise psycopg.errors.error_from_result(result, encoding=connection.info.encoding)
         self.sent()
         return True
 
