@@ -77,6 +77,13 @@ def engine(db_dsn: str, request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
+def load(session: orm.Session, order_id: int) -> Order:
+    """``session.get_one`` (SQLAlchemy 2.0.22+), as the oldest SQLAlchemy we support has it."""
+    order = session.get(Order, order_id)
+    assert order is not None
+    return order
+
+
 def contexts_of(conn: psycopg.Connection[Any], table: str) -> list[dict[str, Any] | None]:
     return [event["pgh_context"] for event in pghist.events(conn, table)]
 
@@ -110,7 +117,7 @@ def test_metadata_arrives_as_given(
             session.add(Order(id=1, total=1))
             session.commit()  # in the BEGIN (psycopg 3), in front of the INSERT (psycopg2)
         with pghist.context(user=value, step=2):
-            session.get_one(Order, 1).total = 2
+            load(session, 1).total = 2
             session.commit()  # after a read: pipelined (psycopg 3)
     assert contexts_of(conn, orders) == [{"user": value}, {"user": value, "step": 2}]
 
@@ -373,7 +380,7 @@ def test_psycopg_context_costs_no_round_trip(
                 session.commit()
 
             def read_then_update(order_id: int) -> None:
-                session.get_one(Order, order_id).total += 1
+                load(session, order_id).total += 1
                 session.commit()
 
             plain = client_waits(dbapi_connection, lambda: insert(1))
