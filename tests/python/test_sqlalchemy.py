@@ -617,34 +617,39 @@ def test_async_engine(db_dsn: str, conn: psycopg.Connection[Any], orders: str, d
 def test_async_psycopg_context_costs_no_round_trip(
     db_dsn: str, conn: psycopg.Connection[Any], orders: str
 ) -> None:
-    """psycopg's async engine: the settings go in the BEGIN psycopg sends anyway."""
+    """psycopg's async engine: the settings go in the BEGIN psycopg sends anyway, for an ORM
+    flush and for a Core executemany alike."""
+    many = sa.text(f"INSERT INTO {SCHEMA}.orders VALUES (:id, 1)")
 
-    async def main() -> tuple[list[str], list[str]]:
+    async def main() -> dict[str, list[str]]:
         engine = pghist.sqlalchemy.instrument(create_async_engine(url(db_dsn, "psycopg")))
+        waits: dict[str, list[str]] = {}
         try:
-            async with AsyncSession(engine) as session:
-                raw = await session.connection()
-                pgconn = cast(Any, await raw.get_raw_connection()).driver_connection.pgconn
-                await session.rollback()
-                waits: list[list[str]] = []
-                for order_id, scope in ((1, None), (2, {"user": 9})):
-                    with tracing(pgconn) as trace:
-                        if scope is None:
-                            session.add(Order(id=order_id, total=1))
+            async with engine.connect() as c:
+                pgconn = cast(Any, await c.get_raw_connection()).driver_connection.pgconn
+                await c.rollback()
+                for n in (1, 2):  # 1 outside any scope, 2 in one
+
+                    def scope(n: int = n) -> Any:
+                        return pghist.context(user=9) if n == 2 else contextlib.nullcontext()
+
+                    with tracing(pgconn) as waits[f"orm {n}"]:
+                        async with scope(), AsyncSession(c) as session:
+                            session.add(Order(id=n, total=1))
                             await session.commit()
-                        else:
-                            async with pghist.context(**scope):
-                                session.add(Order(id=order_id, total=1))
-                                await session.commit()
-                    waits.append(trace)
+                    with tracing(pgconn) as waits[f"many {n}"]:
+                        async with scope():
+                            await c.execute(many, [{"id": 10 * n}, {"id": 10 * n + 1}])
+                            await c.commit()
         finally:
             await engine.dispose()
-        return waits[0], waits[1]
+        return waits
 
-    plain, in_context = asyncio.run(main())
-    assert len(plain) == 3, plain  # BEGIN, the INSERT, COMMIT
-    assert len(in_context) == len(plain), (plain, in_context)
-    assert contexts_of(conn, orders) == [None, {"user": 9}]
+    waits = asyncio.run(main())
+    assert len(waits["orm 1"]) == 3, waits  # BEGIN, the INSERT, COMMIT
+    assert len(waits["orm 2"]) == len(waits["orm 1"]), waits
+    assert len(waits["many 2"]) == len(waits["many 1"]), waits
+    assert contexts_of(conn, orders) == [None, None, None, {"user": 9}, {"user": 9}, {"user": 9}]
 
 
 @pytest.mark.parametrize("driver", ASYNC_DRIVERS)

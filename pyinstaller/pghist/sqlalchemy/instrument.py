@@ -256,7 +256,7 @@ def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> b
 
 def _do_execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
     settings = _due(statement, context)
-    if settings is not None and not (_sync_psycopg(context.dialect) and settings.send_with_begin()):
+    if settings is not None and not (_psycopg(context.dialect) and settings.send_with_begin()):
         settings.send_apart()
     return False
 
