@@ -284,7 +284,10 @@ def _sync_engine(engine: Engine | AsyncEngine) -> Engine:
 
 def is_instrumented(engine: Engine | AsyncEngine) -> bool:
     """Whether :func:`instrument` has been called on ``engine``."""
-    return event.contains(_sync_engine(engine), "do_execute", _do_execute)
+    # the listeners the dialect will call, not event.contains(), which asks SQLAlchemy's
+    # registry (keyed by id() of the target): in one CI run it said True of an engine whose
+    # dialect had none, and instrument() then skipped it
+    return _do_execute in list(_sync_engine(engine).dialect.dispatch.do_execute)
 
 
 # instrument() hands back what it was given, typed as given
