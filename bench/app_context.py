@@ -198,9 +198,23 @@ def run_requests(
     return elapsed, (time.process_time() + backend_cpu(pids) - cpu) / count * 1e6
 
 
-def settings_of(conn: psycopg.Connection[Any]) -> dict[str, str]:
-    names = ("server_version", "fsync", "synchronous_commit", "shared_buffers", "jit")
-    return {name: str(conn.execute(f"SHOW {name}").fetchone()[0]) for name in names}  # type: ignore[index]
+def prepare(dsn: str) -> dict[str, str]:
+    """The tracked table the apps write and read; returns the server settings that matter."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pghistory")
+        conn.execute("CREATE TABLE item (id serial PRIMARY KEY, name text NOT NULL, qty int)")
+        conn.execute(
+            "INSERT INTO item (name, qty) SELECT 'i' || g, g FROM generate_series(1, 1000) g"
+        )
+        pghist.track(conn, "item")
+        conn.execute("VACUUM ANALYZE item")
+        names = ("server_version", "fsync", "synchronous_commit", "shared_buffers", "jit")
+        return {name: str(conn.execute(f"SHOW {name}").fetchone()[0]) for name in names}  # type: ignore[index]
+
+
+def median_ratio(values: list[float], bases: list[float]) -> float:
+    """The median of per-round ratios (rounds interleave the variants)."""
+    return statistics.median(v / b for v, b in zip(values, bases, strict=True))
 
 
 def main() -> int:
@@ -216,15 +230,7 @@ def main() -> int:
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     with pgserver.start(args.pg) as server:
         dsn = server.dsn()
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS pghistory")
-            conn.execute("CREATE TABLE item (id serial PRIMARY KEY, name text NOT NULL, qty int)")
-            conn.execute(
-                "INSERT INTO item (name, qty) SELECT 'i' || g, g FROM generate_series(1, 1000) g"
-            )
-            pghist.track(conn, "item")
-            conn.execute("VACUUM ANALYZE item")
-            settings = settings_of(conn)
+        settings = prepare(dsn)
         server_connection = psycopg.connect(dsn)
         pids = {server_connection.info.backend_pid}
         apps = {variant: make_app(variant, server_connection) for variant in VARIANTS}
@@ -257,8 +263,7 @@ def main() -> int:
     def ratio(
         data: dict[tuple[str, str], list[float]], variant: str, kind: str, base: str = "plain"
     ) -> float:
-        pairs = zip(data[variant, kind], data[base, kind], strict=True)
-        return statistics.median(v / p for v, p in pairs)
+        return median_ratio(data[variant, kind], data[base, kind])
 
     print("# The ambient request context: cost per request (bench/app_context.py)")
     print()

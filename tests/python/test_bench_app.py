@@ -18,3 +18,12 @@ def test_app_context_benchmark_quick(pg_server: Any) -> None:
     # instrumented variant's inserts carry a context, and only writing requests made context
     # rows (the 'settings' variants set settings no trigger reads)
     assert "insert events: 480 (80 with a context); context rows: 80" in output
+
+
+def test_app_context_async_benchmark_quick(pg_server: Any) -> None:
+    output = quick_run(pg_server, "app_context_async.py")
+    for driver in ("psycopg", "asyncpg"):
+        assert f"| POST /items | {driver} | context |" in output
+        assert f"| GET /items/7 | {driver} | context |" in output
+    # 3 rounds x 20 requests (+ 20 warm-up) of each driver's 'context' variant
+    assert "insert events with a context: 160" in output
