@@ -129,6 +129,35 @@ def test_wsgi_streaming_body_is_produced_in_the_scope() -> None:
     assert closed == [{"method": "GET", "url": "/stream"}]
 
 
+def test_wsgi_streaming_body_keeps_a_scope_it_opens_across_chunks() -> None:
+    """A generator body may open a nested scope that spans its yields: each step sees it, as
+    the steps run in the request's one Context (the server's own stays untouched)."""
+    seen: list[Any] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        start_response("200 OK", [])
+
+        def body() -> Iterator[bytes]:
+            with pghist.context(step="export"):
+                for _ in range(2):
+                    seen.append(pghist.current_context())
+                    yield b"x"
+            seen.append(pghist.current_context())
+            yield b"y"
+
+        return body()
+
+    result = pghist.wsgi.ContextMiddleware(app)(
+        {"REQUEST_METHOD": "GET", "PATH_INFO": "/export", "SCRIPT_NAME": ""},
+        lambda status, headers, exc_info=None: None,
+    )
+    for _chunk in result:
+        assert pghist.current_context() == {}
+    result.close()  # type: ignore[attr-defined]
+    request = {"method": "GET", "url": "/export"}
+    assert seen == [{**request, "step": "export"}] * 2 + [request]
+
+
 def test_wsgi_requests_in_threads_are_isolated() -> None:
     barrier = threading.Barrier(4)
 
