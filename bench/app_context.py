@@ -217,17 +217,26 @@ def median_ratio(values: list[float], bases: list[float]) -> float:
     return statistics.median(v / b for v, b in zip(values, bases, strict=True))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def arguments(doc: str) -> tuple[argparse.Namespace, int, int, int]:
+    """The command line of the app benchmarks: the arguments, then rounds, requests per variant
+    and round, and warm-up requests (a few of each with --quick)."""
+    parser = argparse.ArgumentParser(description=doc.partition("\n")[0])
     parser.add_argument("--pg", type=int, default=15)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--requests", type=int, default=300, help="per variant and round")
     parser.add_argument("--json", help="write the raw figures here")
     args = parser.parse_args()
-    rounds, count, warmup = (3, 20, 20) if args.quick else (args.rounds, args.requests, 300)
+    return args, *((3, 20, 20) if args.quick else (args.rounds, args.requests, 300))
 
-    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def main() -> int:
+    args, rounds, count, warmup = arguments(__doc__)
+    load = load_average()
     with pgserver.start(args.pg) as server:
         dsn = server.dsn()
         settings = prepare(dsn)

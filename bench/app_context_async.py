@@ -22,7 +22,6 @@ plain variant.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import platform
@@ -46,7 +45,14 @@ from starlette.routing import Route
 
 import pghist.asgi
 import pghist.sqlalchemy
-from bench.app_context import Item, backend_cpu, median_ratio, prepare
+from bench.app_context import (
+    Item,
+    arguments,
+    backend_cpu,
+    load_average,
+    median_ratio,
+    prepare,
+)
 from tests import pgserver
 
 DRIVERS = ("psycopg", "asyncpg")
@@ -171,16 +177,8 @@ async def measure(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pg", type=int, default=15)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--rounds", type=int, default=21)
-    parser.add_argument("--requests", type=int, default=300, help="per variant and round")
-    parser.add_argument("--json", help="write the raw figures here")
-    args = parser.parse_args()
-    rounds, count, warmup = (3, 20, 20) if args.quick else (args.rounds, args.requests, 300)
-
-    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    args, rounds, count, warmup = arguments(__doc__)
+    load = load_average()
     with pgserver.start(args.pg) as server:
         dsn = server.dsn()
         settings = prepare(dsn)

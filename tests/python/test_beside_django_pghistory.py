@@ -8,16 +8,13 @@ virtualenv is made once for the module (on PostgreSQL 15's run only: it needs no
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from venvs import REPO, run, wheel_and_virtualenv
 
-REPO = Path(__file__).resolve().parents[2]
 # django-pghistory as a project has it, then psycopg's binary build (no libpq needed) for us
 THEIRS = ("django-pghistory", "django-pgtrigger", "django")
 OURS_DEPENDENCIES = ("psycopg[binary]",)
@@ -34,44 +31,12 @@ def pinned(*names: str) -> list[str]:
     return pins
 
 
-def run(*command: str | Path, cwd: Path) -> str:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    result = subprocess.run(
-        [str(part) for part in command],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, f"{command}:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def venv(pg_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     if pg_server.version != 15:
         pytest.skip("needs no server: runs once, on PostgreSQL 15")
     base = tmp_path_factory.mktemp("beside_django_pghistory")
-    wheels = base / "wheels"
-    run(
-        sys.executable,
-        "-m",
-        "pip",
-        "wheel",
-        "--no-deps",
-        "--no-build-isolation",
-        "-q",
-        "-w",
-        wheels,
-        REPO / "pyinstaller",
-        cwd=base,
-    )
-    (wheel,) = wheels.glob("pghistory-*.whl")
-    venv = base / "venv"
-    run(sys.executable, "-m", "venv", venv, cwd=base)
-    pip = (venv / "bin" / "python", "-m", "pip", "install", "-q", "--disable-pip-version-check")
+    wheel, venv, pip = wheel_and_virtualenv(base)
     run(*pip, *pinned(*THEIRS), cwd=base)  # the project as it was
     run(*pip, wheel, *pinned(*OURS_DEPENDENCIES), cwd=base)  # then we arrive
     return venv

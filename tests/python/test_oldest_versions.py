@@ -7,16 +7,13 @@ On PostgreSQL 15's run only: the point is the Python side."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from venvs import REPO, run, wheel_and_virtualenv
 
-REPO = Path(__file__).resolve().parents[2]
 OLDEST = REPO / "tests" / "oldest.txt"
 # what exercises psycopg, SQLAlchemy (every driver), Alembic and Django migrations
 TESTS = (
@@ -29,33 +26,12 @@ TESTS = (
 )
 
 
-def run(*command: str | Path, cwd: Path, env: dict[str, str] | None = None) -> str:
-    base = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    result = subprocess.run(
-        [str(part) for part in command],
-        cwd=cwd,
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert result.returncode == 0, f"{command}:\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
-    return result.stdout
-
-
 @pytest.fixture(scope="module")
 def venv(pg_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     if pg_server.version != 15:
         pytest.skip("the Python side: runs once, on PostgreSQL 15")
     base = tmp_path_factory.mktemp("oldest_versions")
-    wheels = base / "wheels"
-    pip_wheel = ("-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels)
-    run(sys.executable, *pip_wheel, REPO / "pyinstaller", cwd=base)
-    (wheel,) = wheels.glob("pghistory-*.whl")
-    venv = base / "venv"
-    run(sys.executable, "-m", "venv", venv, cwd=base)
-    pip = (venv / "bin" / "python", "-m", "pip", "install", "-q", "--disable-pip-version-check")
+    wheel, venv, pip = wheel_and_virtualenv(base)
     # our wheel with its extras, resolved against the pins: a pin below our floor fails here
     run(*pip, "-r", OLDEST, f"pghistory[sqlalchemy,alembic,django] @ {wheel.as_uri()}", cwd=base)
     return venv
