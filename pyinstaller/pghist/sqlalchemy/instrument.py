@@ -11,18 +11,21 @@ call no function: they cannot write an event). Dialect events leave SQLAlchemy's
 connection event dispatch off, which a connection listener, even one doing nothing, costs a
 request that reads (bench/app_context.py).
 
-Applying the context is one statement setting two transaction-local settings (see
-``pghist._context``): nothing is written unless the transaction writes an event, so
-read-only transactions work on a read-only server or a hot standby, and nothing outlives
-the transaction (safe behind PgBouncer in transaction mode). It costs no extra round trip:
+Applying the context sets two transaction-local settings (see ``pghist._context``): nothing
+is written unless the transaction writes an event, so read-only transactions work on a
+read-only server or a hot standby, and nothing outlives the transaction (safe behind
+PgBouncer in transaction mode). Where the driver allows it, they cost no round trip of their
+own:
 
-- psycopg 3, sync or async: in the transaction's BEGIN, which psycopg sends in a round trip
-  of its own before the first statement; when the transaction has already begun (a read came
-  first), pipelined with the statement that needs it (sync engines);
-- psycopg2: in front of the statement, in the same query string (a statement with parameters);
+- psycopg 3, sync or async: two ``SET LOCAL`` in the transaction's BEGIN, which psycopg
+  sends in a round trip of its own before the first statement; when the transaction has
+  already begun (a read came first), a ``set_config`` pipelined with the statement that needs
+  it (sync engines);
+- psycopg2: a ``set_config`` in front of the statement, in the same query string (a
+  statement with parameters);
 
-otherwise (asyncpg, psycopg's async engine after a read, psycopg2's executemany) it is sent
-just before the statement.
+otherwise (asyncpg, psycopg's async engine after a read, psycopg2's executemany) a
+``set_config`` is sent just before the statement.
 """
 
 from __future__ import annotations
