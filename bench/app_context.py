@@ -212,6 +212,14 @@ def prepare(dsn: str) -> dict[str, str]:
         return {name: str(conn.execute(f"SHOW {name}").fetchone()[0]) for name in names}  # type: ignore[index]
 
 
+def describe_server(settings: dict[str, str]) -> str:
+    return (
+        f"PostgreSQL {settings['server_version']} (fsync={settings['fsync']},"
+        f" synchronous_commit={settings['synchronous_commit']},"
+        f" shared_buffers={settings['shared_buffers']}, jit={settings['jit']})"
+    )
+
+
 def median_ratio(values: list[float], bases: list[float]) -> float:
     """The median of per-round ratios (rounds interleave the variants)."""
     return statistics.median(v / b for v, b in zip(values, bases, strict=True))
@@ -277,11 +285,9 @@ def main() -> int:
     print("# The ambient request context: cost per request (bench/app_context.py)")
     print()
     print(
-        f"PostgreSQL {settings['server_version']} (fsync={settings['fsync']},"
-        f" synchronous_commit={settings['synchronous_commit']},"
-        f" shared_buffers={settings['shared_buffers']}, jit={settings['jit']}),"
-        f" Python {platform.python_version()}, Flask {metadata.version('flask')},"
-        f" SQLAlchemy {sa.__version__}, psycopg {psycopg.__version__};"
+        f"{describe_server(settings)}, Python {platform.python_version()},"
+        f" Flask {metadata.version('flask')}, SQLAlchemy {sa.__version__},"
+        f" psycopg {psycopg.__version__};"
         f" WSGI calls in-process, {rounds} rounds x {count} requests per variant"
         f"{' (--quick)' if args.quick else ''}; load average before the run {load}"
     )

@@ -49,6 +49,7 @@ from bench.app_context import (
     Item,
     arguments,
     backend_cpu,
+    describe_server,
     load_average,
     median_ratio,
     prepare,
@@ -191,11 +192,9 @@ def main() -> int:
     print("# The ambient request context, async: cost per request (bench/app_context_async.py)")
     print()
     print(
-        f"PostgreSQL {settings['server_version']} (fsync={settings['fsync']},"
-        f" synchronous_commit={settings['synchronous_commit']},"
-        f" shared_buffers={settings['shared_buffers']}, jit={settings['jit']}),"
-        f" Python {platform.python_version()}, Starlette {starlette.__version__},"
-        f" SQLAlchemy {sa.__version__}, psycopg {psycopg.__version__},"
+        f"{describe_server(settings)}, Python {platform.python_version()},"
+        f" Starlette {starlette.__version__}, SQLAlchemy {sa.__version__},"
+        f" psycopg {psycopg.__version__},"
         f" asyncpg {metadata.version('asyncpg')}; ASGI calls in-process, {rounds} rounds x"
         f" {count} requests per variant{' (--quick)' if args.quick else ''}; load average"
         f" before the run {load}"
