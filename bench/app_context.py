@@ -21,8 +21,8 @@ process with the same caches and prepared statements:
 and two requests: POST /items (one ORM insert into a tracked table, in a transaction: with
 the context, the trigger also records the context row) and GET /items/<id> (one ORM read in a
 transaction: instrument sends nothing for it, the context is never written). The write also
-runs in variants that split the context's cost into its two parts, (a) the set_config that
-puts it on the transaction and (b) the context row the trigger upserts:
+runs in variants that split the context's cost into its two parts, (a) the settings that put
+it on the transaction and (b) the context row the trigger upserts:
 
   settings unread  middleware + instrument, its statement naming settings pghistory does not
                    read (psycopg 3 sends it in the transaction's BEGIN): (a) without (b)
@@ -317,9 +317,9 @@ def main() -> int:
     )
     print()
     for what, variant, base in (
-        ("(a) the set_config, in the BEGIN", "settings unread", "middleware"),
+        ("(a) the settings, in the BEGIN", "settings unread", "middleware"),
         ("(b) the context row, given (a)", "context", "settings unread"),
-        ("the set_config as a statement of its own (asyncpg)", "settings apart", "middleware"),
+        ("the settings as a statement of their own (asyncpg)", "settings apart", "middleware"),
     ):
         elapsed, cpu = (ratio(data, variant, "write", base) for data in (times, cpus))
         print(f"- {what}: {variant} / {base} = {elapsed:.3f} elapsed, {cpu:.3f} CPU")
