@@ -131,7 +131,10 @@ class _Settings:
         """psycopg 3 begins a transaction with a BEGIN in a round trip of its own, just before
         the first statement. When that BEGIN is still to come, send it with the settings in one
         simple query, as psycopg sends its own (the context then costs no round trip, sync or
-        async); psycopg then sees the transaction begun. False once it has begun."""
+        async); psycopg then sees the transaction begun. False once it has begun, and for the
+        other drivers."""
+        if self.conn.dialect.driver not in {"psycopg", "psycopg_async"}:
+            return False
         connection: Any = self.conn.connection.driver_connection  # psycopg's (Async)Connection
         pgconn = connection.pgconn
         if (
@@ -215,10 +218,6 @@ def _begin_command(connection: Any) -> bytes:
     return b" ".join(parts)
 
 
-def _psycopg(dialect: Any) -> bool:
-    return dialect.driver in {"psycopg", "psycopg_async"}
-
-
 def _sync_psycopg(dialect: Any) -> bool:
     return dialect.driver == "psycopg" and not dialect.is_async
 
@@ -228,7 +227,7 @@ def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> b
     if settings is None:
         return False  # SQLAlchemy executes the statement as usual
     dialect = context.dialect
-    if _psycopg(dialect) and settings.send_with_begin():
+    if settings.send_with_begin():
         return False
     named = getattr(cursor, "name", None)  # a server-side cursor: its DECLARE stands alone
     if not named and _sync_psycopg(dialect):
@@ -259,7 +258,7 @@ def _do_execute(cursor: Any, statement: str, parameters: Any, context: Any) -> b
 
 def _do_execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
     settings = _due(statement, context)
-    if settings is not None and not (_psycopg(context.dialect) and settings.send_with_begin()):
+    if settings is not None and not settings.send_with_begin():
         settings.send_apart()
     return False
 
